@@ -1,0 +1,365 @@
+"""Contextual attention: GEPE-Net's perception operation ``p``.
+
+Reproduces DeepFill v1's ``contextual_attention`` (Yu et al., "Generative
+Image Inpainting with Contextual Attention", CVPR 2018) to float32 rounding,
+batched over samples with a per-sample mask. The computation is the
+original's, reorganised around two batched matrix products:
+
+1. Background patches ``b`` of size ``ksize`` (at ``1/rate`` resolution,
+   TF1 nearest resizing with ``align_corners=True``) are L2-normalised and
+   matched against every foreground position: ``S = P_f @ W^T``
+   ([B, h*w, L], L = number of background patches).
+2. Optional fusion of ``S`` with an identity ``fuse_k x fuse_k`` kernel,
+   first in row-major position order, then in column-major order, exactly as
+   the original's two ``conv2d`` passes over the flattened score matrix
+   (including its wrap-around at row ends).
+3. Patches touching the hole are unusable: scores are multiplied by the
+   usability mask, soft-maxed with ``softmax_scale``, multiplied again.
+4. Raw ``2*rate`` background patches are pasted back: ``A @ R`` followed by
+   an overlap-add at stride ``rate`` (the original's transposed convolution),
+   divided by 4.
+
+All index manipulations are pads, slices and reshapes, so the layer works
+with a dynamic batch, under ``tf.function(jit_compile=True)``, and is
+differentiable with respect to ``f`` and ``b``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from inpaint_tf import ops
+
+
+def _patch_matrix(x: tf.Tensor, ksize: int) -> tf.Tensor:
+  """Stride-1 SAME ``ksize x ksize`` patches as rows.
+
+  Args:
+    x: [B,H,W,C].
+    ksize: patch size; padding follows TF's SAME rule (top = (k-1)//2).
+
+  Returns:
+    [B,H*W,ksize*ksize*C], row ``y*W + x``, columns in (ky, kx, c) order,
+    the layout of ``tf.image.extract_patches``.
+  """
+  shape = tf.shape(x)
+  height, width, channels = shape[1], shape[2], x.shape[-1]
+  before = (ksize - 1) // 2
+  after = ksize - 1 - before
+  padded = tf.pad(x, [[0, 0], [before, after], [before, after], [0, 0]])
+  columns = [padded[:, dy:dy + height, dx:dx + width, :]
+             for dy in range(ksize) for dx in range(ksize)]
+  patches = tf.concat(columns, axis=-1) if len(columns) > 1 else columns[0]
+  return tf.reshape(patches, [shape[0], -1, ksize * ksize * channels])
+
+
+def _diagonal_fuse(scores: tf.Tensor, fuse_k: int) -> tf.Tensor:
+  """SAME convolution of a [B,N,L] matrix with a ``fuse_k`` identity kernel.
+
+  ``out[i, j] = sum_t scores[i + t, j + t]`` over ``t`` in
+  ``[-(k-1)//2, k-1-(k-1)//2]``, zero outside the matrix.
+  """
+  before = (fuse_k - 1) // 2
+  after = fuse_k - 1 - before
+  n, l = tf.shape(scores)[1], tf.shape(scores)[2]
+  padded = tf.pad(scores, [[0, 0], [before, after], [before, after]])
+  out = padded[:, 0:n, 0:l]
+  for t in range(1, fuse_k):
+    out += padded[:, t:t + n, t:t + l]
+  return out
+
+
+def _fuse_scores(scores: tf.Tensor, fg_hw: Tuple[tf.Tensor, tf.Tensor],
+                 bg_hw: Tuple[tf.Tensor, tf.Tensor], fuse_k: int) -> tf.Tensor:
+  """The original's two fusion passes (row-major, then column-major order).
+
+  Args:
+    scores: [B, h*w, hb*wb] similarity, rows and columns in row-major order.
+    fg_hw: (h, w) of the foreground map.
+    bg_hw: (hb, wb) of the background map.
+    fuse_k: fusion kernel size.
+
+  Returns:
+    [B, w, h, wb, hb]: fused scores left in column-major order; transposing
+    them back is unnecessary because the softmax and the paste work in
+    either order (see ``_paste``).
+  """
+  batch = tf.shape(scores)[0]
+  (h, w), (hb, wb) = fg_hw, bg_hw
+  scores = _diagonal_fuse(scores, fuse_k)
+  scores = tf.reshape(scores, [batch, h, w, hb, wb])
+  scores = tf.transpose(scores, [0, 2, 1, 4, 3])
+  scores = tf.reshape(scores, [batch, w * h, wb * hb])
+  scores = _diagonal_fuse(scores, fuse_k)
+  return tf.reshape(scores, [batch, w, h, wb, hb])
+
+
+def _background_blocks(b: tf.Tensor, rate: int, transposed: bool) -> tf.Tensor:
+  """Splits the SAME-padded background into ``rate x rate`` blocks.
+
+  The original pastes ``2*rate`` patches taken at stride ``rate`` with SAME
+  padding (``rate//2`` before, the rest after): the patch of background
+  position (i, j) is blocks (i..i+1, j..j+1) of this grid.
+
+  Args:
+    b: [B,H,W,C], H and W divisible by ``rate``.
+    rate: the attention rate.
+    transposed: order the block grid column-major (x before y).
+
+  Returns:
+    [B, (H/r+1)*(W/r+1), r*r*C], block rows in row-major (or column-major)
+    order, each block's pixels in (ry, rx, c) order.
+  """
+  shape = tf.shape(b)
+  channels = b.shape[-1]
+  before = rate // 2
+  padded = tf.pad(b, [[0, 0], [before, rate - before], [before, rate - before],
+                      [0, 0]])
+  blocks = tf.reshape(padded, [shape[0], shape[1] // rate + 1, rate,
+                               shape[2] // rate + 1, rate, channels])
+  blocks = tf.transpose(blocks,
+                        [0, 3, 1, 2, 4, 5] if transposed else [0, 1, 3, 2, 4, 5])
+  return tf.reshape(blocks, [shape[0], -1, rate * rate * channels])
+
+
+def _paste(attention: tf.Tensor, blocks: tf.Tensor,
+           out_hw: Tuple[tf.Tensor, tf.Tensor], rate: int, channels: int,
+           transposed: bool) -> tf.Tensor:
+  """The original's transposed convolution of the attention map, divided by 4.
+
+  Position p pastes ``sum_l A[p, l] * patch_l``, a ``2r x 2r`` patch, at
+  stride r. Patches are 2x2 background blocks, and pasted patches cover 2x2
+  output blocks, so output block P receives background block M with weight
+  ``G[P, M] = sum_{(a,c) in {0,1}^2} A[P - (a,c), M - (a,c)]``: one matrix
+  product with the background blocks (4*r*r*C columns fewer than pasting
+  whole patches).
+
+  Args:
+    attention: [B, P1, P2, Q1, Q2] attention of foreground positions
+      (P1, P2) over background positions (Q1, Q2); (h, w, hb, wb), or
+      (w, h, wb, hb) when ``transposed``.
+    blocks: [B, (Q1+1)*(Q2+1), r*r*C] from ``_background_blocks`` in the
+      same order.
+    out_hw: (H, W) = (h*r, w*r).
+    rate: the attention rate r.
+    channels: C.
+    transposed: whether the grids are in column-major order.
+
+  Returns:
+    [B,H,W,C].
+  """
+  batch = tf.shape(attention)[0]
+  p1, p2 = tf.shape(attention)[1], tf.shape(attention)[2]
+  weights = 0.
+  for a in (0, 1):
+    for c in (0, 1):
+      weights += tf.pad(attention, [[0, 0], [a, 1 - a], [c, 1 - c], [a, 1 - a],
+                                    [c, 1 - c]])
+  weights = tf.reshape(weights, [batch, (p1 + 1) * (p2 + 1), -1])
+  canvas = tf.matmul(weights, blocks)
+  canvas = tf.reshape(canvas, [batch, p1 + 1, p2 + 1, rate, rate, channels])
+  canvas = tf.transpose(canvas,
+                        [0, 2, 3, 1, 4, 5] if transposed else [0, 1, 3, 2, 4, 5])
+  height, width = out_hw
+  canvas = tf.reshape(canvas, [batch, height + rate, width + rate, channels])
+  start = rate // 2
+  return canvas[:, start:start + height, start:start + width, :] / 4.
+
+
+def _flow_colors() -> np.ndarray:
+  """The Middlebury colour wheel (55 colours, RGB in [0,1])."""
+  segments = ((15, (1, 0, 0), (0, 1, 0)), (6, (1, 1, 0), (-1, 0, 0)),
+              (4, (0, 1, 0), (0, 0, 1)), (11, (0, 1, 1), (0, -1, 0)),
+              (13, (0, 0, 1), (1, 0, 0)), (6, (1, 0, 1), (0, 0, -1)))
+  colors = []
+  for count, start, step in segments:
+    ramp = np.floor(255 * np.arange(count) / count) / 255
+    for value in ramp:
+      colors.append(np.array(start) + np.array(step) * value)
+  return np.array(colors, np.float32)
+
+
+def offsets_to_flow_image(offsets: tf.Tensor) -> tf.Tensor:
+  """Colours attention offsets with the Middlebury flow colour wheel.
+
+  Each sample is normalised by its own largest offset (DeepFill normalises
+  by the running maximum over the batch; per-sample keeps images
+  independent of their batch).
+
+  Args:
+    offsets: [B,H,W,2] (dy, dx) displacement in pixels, any numeric dtype.
+
+  Returns:
+    [B,H,W,3] float32 in [-1,1].
+  """
+  offsets = tf.cast(offsets, tf.float32)
+  u, v = offsets[..., 0], offsets[..., 1]
+  radius = tf.sqrt(u * u + v * v)
+  max_radius = tf.reduce_max(radius, axis=[1, 2], keepdims=True)
+  u = u / (max_radius + 1e-12)
+  v = v / (max_radius + 1e-12)
+  radius = tf.sqrt(u * u + v * v)
+  wheel = tf.constant(_flow_colors())
+  ncols = wheel.shape[0]
+  angle = tf.atan2(-v, -u) / math.pi
+  position = (angle + 1.) / 2. * (ncols - 1)
+  k0 = tf.cast(tf.floor(position), tf.int32)
+  k1 = tf.math.floormod(k0 + 1, ncols)
+  frac = (position - tf.floor(position))[..., None]
+  color = (1 - frac) * tf.gather(wheel, k0) + frac * tf.gather(wheel, k1)
+  inside = (radius <= 1.)[..., None]
+  color = tf.where(inside, 1 - radius[..., None] * (1 - color), color * 0.75)
+  return tf.floor(255. * color) / 127.5 - 1.
+
+
+@tf.keras.utils.register_keras_serializable('inpaint_tf')
+class ContextualAttention(tf.keras.layers.Layer):
+  """DeepFill v1 contextual attention, batched with per-sample masks.
+
+  Called as ``layer(f, b, mask)``:
+
+  * ``f``: [B,H,W,C] float foreground features (the map to fill).
+  * ``b``: [B,H,W,C] float background features (where patches come from).
+  * ``mask``: [B,H,W,1] or [1,H,W,1], 1 = hole; background patches overlapping the hole are not used. ``None``
+    means no hole.
+
+  Returns ``y`` [B,H,W,C] (float32 math, cast back to ``f``'s dtype), or
+  ``(y, flow)`` with ``return_flow=True`` where ``flow`` [B,H,W,3] in
+  [-1,1] colours each position's best-matching offset.
+
+  Arguments match the original ``contextual_attention``. The original
+  reshapes its score map assuming one background patch per pixel, so it only
+  runs with ``stride=1``; other strides are rejected. ``H`` and ``W`` must
+  be divisible by ``rate`` (the original's transposed convolution fails
+  otherwise), and ``f`` and ``b`` must have the same spatial size (as the
+  original's offset computation requires).
+  """
+
+  def __init__(self, ksize: int = 3, stride: int = 1, rate: int = 1,
+               fuse_k: int = 3, softmax_scale: float = 10.0, fuse: bool = True,
+               return_flow: bool = False, **kwargs):
+    super().__init__(**kwargs)
+    for name, value in (('ksize', ksize), ('rate', rate), ('fuse_k', fuse_k)):
+      if not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f'{name}: expected a positive int, got {value!r}')
+    if stride != 1:
+      raise ValueError(
+          f'stride: expected 1 (the original contextual attention reshapes '
+          f'its scores to one patch per background pixel and fails for any '
+          f'other stride), got {stride!r}')
+    self.ksize = int(ksize)
+    self.stride = int(stride)
+    self.rate = int(rate)
+    self.fuse_k = int(fuse_k)
+    self.softmax_scale = float(softmax_scale)
+    self.fuse = bool(fuse)
+    self.return_flow = bool(return_flow)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(ksize=self.ksize, stride=self.stride, rate=self.rate,
+                  fuse_k=self.fuse_k, softmax_scale=self.softmax_scale,
+                  fuse=self.fuse, return_flow=self.return_flow)
+    return config
+
+  def compute_mask(self, inputs, mask=None):
+    # ``mask`` here is the hole mask, not a Keras padding mask.
+    return None
+
+  def _check(self, f, b, mask) -> None:
+    ops.check_tensor('f', f, 4, '[B,H,W,C] float')
+    ops.check_tensor('b', b, 4, f'[B,H,W,{f.shape[-1]}] float',
+                     channels=f.shape[-1])
+    if None not in f.shape[1:3] + b.shape[1:3] and f.shape[1:3] != b.shape[1:3]:
+      raise ValueError(
+          f'b: expected the spatial size of f {list(f.shape[1:3])}, got shape '
+          f'{list(b.shape)}')
+    r = self.rate
+    for size in f.shape[1:3]:
+      if size is not None and size % r:
+        raise ValueError(
+            f'f: expected height and width divisible by rate={r}, got shape '
+            f'{list(f.shape)}')
+    if mask is not None:
+      expected = f'[B,{b.shape[1]},{b.shape[2]},1] or [1,{b.shape[1]},{b.shape[2]},1]'
+      ops.check_tensor('mask', mask, 4, expected, channels=1, float_only=False)
+      static_ok = all(
+          m is None or x is None or m == x
+          for m, x in zip(mask.shape[1:3], b.shape[1:3]))
+      batch_ok = (mask.shape[0] in (None, 1) or b.shape[0] is None
+                  or mask.shape[0] == b.shape[0])
+      if not (static_ok and batch_ok):
+        raise ValueError(f'mask: expected {expected}, got shape '
+                         f'{list(mask.shape)}')
+
+  def call(self, f, b, mask=None):
+    f = tf.convert_to_tensor(f)
+    b = tf.convert_to_tensor(b)
+    if mask is not None:
+      mask = tf.convert_to_tensor(mask)
+    self._check(f, b, mask)
+    out_dtype = f.dtype
+    f = tf.cast(f, tf.float32)
+    b = tf.cast(b, tf.float32)
+    r, k = self.rate, self.ksize
+    channels = f.shape[-1]
+    f_shape = tf.shape(f)
+    batch = f_shape[0]
+
+    if r > 1:
+      f_small = ops.resize_nearest(f, [f_shape[1] // r, f_shape[2] // r])
+      b_small = ops.resize_nearest(b, [f_shape[1] // r, f_shape[2] // r])
+    else:
+      f_small, b_small = f, b
+    h, w = f_shape[1] // r, f_shape[2] // r
+
+    fg_patches = _patch_matrix(f_small, k)
+    bg_patches = fg_patches if b is f else _patch_matrix(b_small, k)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(bg_patches), axis=2, keepdims=True))
+    bg_patches = bg_patches / tf.maximum(norms, 1e-4)
+    scores = tf.matmul(fg_patches, bg_patches, transpose_b=True)
+    # After fusion the scores are in column-major position order.
+    transposed = self.fuse
+    if self.fuse:
+      scores = _fuse_scores(scores, (h, w), (h, w), self.fuse_k)
+    grid = [w, h] if transposed else [h, w]
+    scores = tf.reshape(scores, [batch] + grid + [h * w])
+
+    # Usability of each background patch: no hole pixel inside it.
+    if mask is None:
+      usable = tf.ones([1, 1, 1, h * w], tf.float32)
+    else:
+      mask = tf.cast(mask, tf.float32)
+      if r > 1:
+        mask = ops.resize_nearest(mask, [h, w])
+      hole_sum = tf.nn.conv2d(mask, tf.ones([k, k, 1, 1]), 1, 'SAME')
+      usable = tf.cast(tf.equal(hole_sum, 0.), tf.float32)
+      if transposed:
+        usable = tf.transpose(usable, [0, 2, 1, 3])
+      usable = tf.reshape(usable, [tf.shape(mask)[0], 1, 1, h * w])
+
+    attention = tf.nn.softmax(scores * (usable * self.softmax_scale), axis=-1)
+    attention *= usable
+    y = _paste(tf.reshape(attention, [batch] + grid + grid),
+               _background_blocks(b, r, transposed), (f_shape[1], f_shape[2]),
+               r, channels, transposed)
+    y = tf.cast(y, out_dtype)
+    if not self.return_flow:
+      return y
+
+    best = tf.argmax(attention, axis=-1, output_type=tf.int32)
+    if transposed:
+      best = tf.transpose(best, [0, 2, 1])
+      best_y, best_x = best % h, best // h
+    else:
+      best_y, best_x = best // w, best % w
+    offsets = tf.stack([best_y - tf.range(h)[None, :, None],
+                        best_x - tf.range(w)[None, None, :]], axis=-1)
+    flow = offsets_to_flow_image(offsets)
+    if r > 1:
+      flow = ops.resize_nearest(flow, [f_shape[1], f_shape[2]])
+    return y, flow

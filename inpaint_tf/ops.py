@@ -1,0 +1,60 @@
+"""Small tensor operations shared by layers, losses and tools.
+
+``resize_nearest`` reproduces TF1's ``tf.image.resize_nearest_neighbor(...,
+align_corners=True)``, which the original contextual attention and GMCNN
+use everywhere; TF2's ``tf.image.resize(..., 'nearest')`` picks different
+pixels. The ``check_*`` helpers turn bad input into one ``ValueError`` that
+names the argument, the expected shape and what was given.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+
+def resize_nearest(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+  """Nearest-neighbour resize with TF1 ``align_corners=True`` semantics.
+
+  Args:
+    x: [B,H,W,C] tensor of any numeric dtype.
+    size: (height, width) of the output, ints or scalar int tensors.
+
+  Returns:
+    [B,size[0],size[1],C] tensor of the same dtype.
+  """
+  return tf.raw_ops.ResizeNearestNeighbor(
+      images=x, size=tf.cast(tf.stack(list(size)), tf.int32), align_corners=True,
+      half_pixel_centers=False)
+
+
+def _describe(x) -> str:
+  shape = getattr(x, 'shape', None)
+  dtype = getattr(x, 'dtype', None)
+  dtype = getattr(dtype, 'name', dtype)
+  return f'shape {list(shape) if shape is not None else None} dtype {dtype}'
+
+
+def check_tensor(name: str, x, rank: int, expected: str,
+                 channels: Optional[int] = None,
+                 float_only: bool = True) -> None:
+  """Raises ValueError unless ``x`` has the given rank, channels and dtype.
+
+  Args:
+    name: argument name used in the message.
+    x: tensor or array to check (static shape is used).
+    rank: required rank.
+    expected: human-readable expected shape, e.g. ``'[B,H,W,C] float32'``.
+    channels: required size of the last axis, if any.
+    float_only: require a floating dtype.
+  """
+  shape = getattr(x, 'shape', None)
+  dtype = tf.as_dtype(x.dtype) if hasattr(x, 'dtype') else None
+  ok = shape is not None and len(shape) == rank
+  if ok and channels is not None and shape[-1] is not None:
+    ok = shape[-1] == channels
+  if ok and float_only and (dtype is None or not dtype.is_floating):
+    ok = False
+  if not ok:
+    raise ValueError(f'{name}: expected {expected}, got {_describe(x)}')

@@ -1,0 +1,193 @@
+"""ContextualAttention against the original TF1 outputs and basic calculus."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from inpaint_tf.layers.contextual_attention import (ContextualAttention,
+                                                    offsets_to_flow_image)
+
+DATA = os.path.join(os.path.dirname(__file__), 'data')
+TOLERANCE = 1e-4
+
+
+def _layer_from_params(params, **kwargs):
+  rate, fuse, scale, ksize, stride, fuse_k = params.tolist()
+  return ContextualAttention(ksize=int(ksize), stride=int(stride),
+                             rate=int(rate), fuse_k=int(fuse_k),
+                             softmax_scale=scale, fuse=bool(fuse), **kwargs)
+
+
+def _cases():
+  data = np.load(os.path.join(DATA, 'contextual_attention_cases.npz'))
+  names = sorted({key.split('/')[0] for key in data.files})
+  return [(name, {k.split('/')[1]: data[k] for k in data.files
+                  if k.startswith(name + '/')}) for name in names]
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize('name', ['ca0', 'ca1'])
+def test_golden_vectors(name):
+  data = np.load(os.path.join(DATA, 'golden_tf1_reference.npz'))
+  layer = _layer_from_params(data[name + '_params'])
+  y = layer(data[name + '_f'], data[name + '_b'], data[name + '_mask'])
+  np.testing.assert_allclose(y.numpy(), data[name + '_y'], atol=TOLERANCE,
+                             rtol=0)
+
+
+@pytest.mark.parametrize('name,case', CASES, ids=[c[0] for c in CASES])
+def test_per_sample_masks_match_original(name, case):
+  """Each sample equals the original run alone with that sample's mask."""
+  del name
+  layer = _layer_from_params(case['params'])
+  f = tf.constant(case['f'])
+  same = np.array_equal(case['f'], case['b'])
+  b = f if same else tf.constant(case['b'])
+  y = layer(f, b, case['mask'])
+  np.testing.assert_allclose(y.numpy(), case['y'], atol=TOLERANCE, rtol=0)
+
+
+def test_single_mask_broadcasts_over_batch():
+  _, case = CASES[0]
+  layer = _layer_from_params(case['params'])
+  shared = case['mask'][:1]
+  batched = np.repeat(shared, case['f'].shape[0], axis=0)
+  a = layer(case['f'], case['f'], shared)
+  b = layer(case['f'], case['f'], batched)
+  np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # And the first sample (whose mask it is) still matches the original.
+  np.testing.assert_allclose(a.numpy()[:1], case['y'][:1], atol=TOLERANCE)
+
+
+def test_jit_matches_eager_and_dynamic_batch():
+  case = dict(CASES)['rate2_fuse']
+  layer = _layer_from_params(case['params'])
+  eager = layer(case['f'], case['f'], case['mask']).numpy()
+  spec = tf.TensorSpec([None] + list(case['f'].shape[1:]), tf.float32)
+  mspec = tf.TensorSpec([None] + list(case['mask'].shape[1:]), tf.float32)
+
+  @tf.function(input_signature=[spec, mspec], jit_compile=True)
+  def compiled(x, m):
+    return layer(x, x, m)
+
+  np.testing.assert_allclose(compiled(case['f'], case['mask']).numpy(), eager,
+                             atol=1e-5)
+  np.testing.assert_allclose(
+      compiled(case['f'][:1], case['mask'][:1]).numpy(), eager[:1], atol=1e-5)
+
+
+def test_gradients_finite_and_match_finite_differences():
+  rng = np.random.default_rng(0)
+  f = rng.standard_normal((1, 8, 8, 3)).astype(np.float64)
+  b = rng.standard_normal((1, 8, 8, 3)).astype(np.float64)
+  mask = np.zeros((1, 8, 8, 1), np.float32)
+  mask[:, 2:5, 3:6] = 1
+  layer = ContextualAttention(rate=2, softmax_scale=2.0)
+  probe = rng.standard_normal((1, 8, 8, 3))
+
+  def objective(f_value, b_value):
+    y = layer(tf.constant(f_value, tf.float32), tf.constant(b_value, tf.float32),
+              mask)
+    return tf.reduce_sum(tf.cast(y, tf.float64) * probe)
+
+  fv, bv = tf.Variable(f, dtype=tf.float32), tf.Variable(b, dtype=tf.float32)
+  with tf.GradientTape() as tape:
+    y = layer(fv, bv, mask)
+    loss = tf.reduce_sum(y * tf.constant(probe, tf.float32))
+  grad_f, grad_b = tape.gradient(loss, [fv, bv])
+  for grad in (grad_f, grad_b):
+    assert np.all(np.isfinite(grad.numpy()))
+    assert np.abs(grad.numpy()).max() > 0
+  eps = 1e-2
+  for index in [(0, 1, 1, 0), (0, 6, 2, 2), (0, 3, 7, 1)]:
+    for which, grad in (('f', grad_f), ('b', grad_b)):
+      plus, minus = f.copy(), f.copy()
+      other = b
+      if which == 'b':
+        plus, minus, other = b.copy(), b.copy(), f
+      plus[index] += eps
+      minus[index] -= eps
+      if which == 'f':
+        numeric = (objective(plus, other) - objective(minus, other)) / (2 * eps)
+      else:
+        numeric = (objective(other, plus) - objective(other, minus)) / (2 * eps)
+      np.testing.assert_allclose(grad.numpy()[index], numeric.numpy(),
+                                 rtol=5e-2, atol=5e-3)
+
+
+def test_no_usable_patch_gives_zero_output():
+  """A hole covering everything leaves no patch: the original outputs zeros."""
+  x = np.random.default_rng(1).standard_normal((2, 8, 8, 4)).astype(np.float32)
+  y = ContextualAttention()(x, x, np.ones((2, 8, 8, 1), np.float32))
+  np.testing.assert_array_equal(y.numpy(), 0.)
+
+
+def test_flow_points_to_best_patch():
+  """Offsets of the flow image follow the argmax of the attention."""
+  rng = np.random.default_rng(2)
+  x = rng.standard_normal((1, 8, 8, 4)).astype(np.float32)
+  mask = np.zeros((1, 8, 8, 1), np.float32)
+  mask[:, 2:6, 2:6] = 1
+  layer = ContextualAttention(fuse=False, return_flow=True)
+  y, flow = layer(x, x, mask)
+  np.testing.assert_allclose(
+      y.numpy(), ContextualAttention(fuse=False)(x, x, mask).numpy())
+  # With no hole, every position's best match is itself (normalised patches
+  # maximise the correlation with themselves): zero offset, white.
+  _, flow_none = layer(x, x, None)
+  assert flow.shape == (1, 8, 8, 3)
+  np.testing.assert_allclose(flow_none.numpy(), 1., atol=1e-6)
+
+
+def test_flow_colours_follow_direction():
+  offsets = np.zeros((1, 1, 4, 2), np.int32)
+  offsets[0, 0] = [[0, 1], [0, -1], [1, 0], [-1, 0]]
+  colours = (offsets_to_flow_image(offsets).numpy() + 1) * 127.5
+  # Opposite directions get different colours; unit offsets lie on the
+  # wheel's rim, so each has a saturated (255) channel.
+  assert not np.allclose(colours[0, 0, 0], colours[0, 0, 1])
+  assert not np.allclose(colours[0, 0, 2], colours[0, 0, 3])
+  np.testing.assert_allclose(colours[0, 0].max(axis=-1), 255., atol=1e-3)
+
+
+def test_config_round_trip_and_weights_free():
+  layer = ContextualAttention(ksize=5, rate=2, fuse_k=2, softmax_scale=7.5,
+                              fuse=False, return_flow=True, name='ca')
+  clone = ContextualAttention.from_config(layer.get_config())
+  assert clone.get_config() == layer.get_config()
+  restored = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
+  assert isinstance(restored, ContextualAttention)
+  assert restored.get_config() == layer.get_config()
+  assert not layer.weights
+
+
+@pytest.mark.parametrize('args,message', [
+    (dict(f=np.zeros((8, 8, 4))), 'f: expected'),
+    (dict(b=np.zeros((1, 8, 8, 3))), 'b: expected'),
+    (dict(b=np.zeros((1, 6, 8, 4))), 'b: expected'),
+    (dict(mask=np.zeros((1, 8, 8, 2))), 'mask: expected'),
+    (dict(mask=np.zeros((3, 8, 8, 1))), 'mask: expected'),
+    (dict(mask=np.zeros((1, 4, 8, 1))), 'mask: expected'),
+    (dict(f=np.zeros((1, 8, 8, 4), np.int32)), 'f: expected'),
+])
+def test_bad_input_raises_value_error(args, message):
+  inputs = dict(f=np.zeros((1, 8, 8, 4), np.float32),
+                b=np.zeros((1, 8, 8, 4), np.float32),
+                mask=np.zeros((1, 8, 8, 1), np.float32))
+  inputs.update(args)
+  with pytest.raises(ValueError, match=message):
+    ContextualAttention()(inputs['f'], inputs['b'], inputs['mask'])
+
+
+def test_bad_arguments_raise_value_error():
+  with pytest.raises(ValueError, match='stride: expected 1'):
+    ContextualAttention(stride=2)
+  with pytest.raises(ValueError, match='rate: expected'):
+    ContextualAttention(rate=0)
+  with pytest.raises(ValueError, match='divisible by rate=2'):
+    ContextualAttention(rate=2)(np.zeros((1, 7, 8, 2), np.float32),
+                                np.zeros((1, 7, 8, 2), np.float32))
