@@ -191,3 +191,21 @@ def test_bad_arguments_raise_value_error():
   with pytest.raises(ValueError, match='divisible by rate=2'):
     ContextualAttention(rate=2)(np.zeros((1, 7, 8, 2), np.float32),
                                 np.zeros((1, 7, 8, 2), np.float32))
+
+
+@pytest.mark.parametrize('rate,fuse', [(1, True), (2, True), (2, False)])
+def test_matches_per_sample_reference_structure(rate, fuse):
+  """The benchmark's per-sample baseline computes the same function."""
+  from inpaint_tf.layers.attention_reference import (
+      contextual_attention_per_sample)
+  rng = np.random.default_rng(rate)
+  x = rng.standard_normal((3, 16, 12, 4)).astype(np.float32)
+  mask = np.zeros((3, 16, 12, 1), np.float32)
+  mask[0, 2:8, 3:9] = 1
+  mask[1, 8:16, 0:6] = 1
+  layer = ContextualAttention(rate=rate, fuse=fuse)
+  expected = contextual_attention_per_sample(tf.constant(x), tf.constant(x),
+                                             tf.constant(mask), rate=rate,
+                                             fuse=fuse)
+  np.testing.assert_allclose(layer(x, x, mask).numpy(), expected.numpy(),
+                             atol=TOLERANCE)
