@@ -1,0 +1,182 @@
+"""Local and global WGAN critics (GEPE-Net Tables I and II) and hole crops.
+
+Both critics are four conv5x5 stride-2 layers with LeakyReLU(0.2), a
+flatten and a dense layer with one output, as GMCNN's
+``wgan_local_discriminator``/``wgan_global_discriminator`` + ``dense``. The
+tables list a LeakyReLU on the final FC layer too; a WGAN critic needs an
+unbounded linear score, so the output here is linear (GMCNN's ``dout_*_fc``
+are linear as well).
+
+The local critic sees the hole's bounding-box crop (``hole_crop``). For the
+paper's square holes that is the hole itself (GMCNN's ``local_patch``). For
+free-form masks the crop is the bounding box of all hole pixels, resized
+bilinearly to the local size, so the local critic still looks at the
+damaged area at a fixed resolution (GMCNN's free-form branch instead feeds
+the whole image to a masked patch critic).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Sequence
+
+import tensorflow as tf
+
+from inpaint_tf import config as config_lib
+from inpaint_tf import ops
+
+_CRITIC = config_lib.CriticConfig()
+
+
+class _Critic(tf.keras.Model):
+  """conv5x5/2 + LeakyReLU stack, flatten, dense 1 (linear).
+
+  The dense layer's input size depends on the image size, so it is fixed by
+  the first call; later calls must use the same height and width.
+  """
+
+  def __init__(self, filters: Sequence[int], **kwargs):
+    super().__init__(**kwargs)
+    filters = tuple(int(f) for f in filters)
+    if not filters or min(filters) < 1:
+      raise ValueError(f'filters: expected positive ints, got {filters!r}')
+    self.filters = filters
+    # tf.nn.leaky_relu's default slope is 0.2, GMCNN's (and Table I's).
+    self.convs = [
+        tf.keras.layers.Conv2D(
+            f, 5, strides=2, padding='same', activation=tf.nn.leaky_relu,
+            name=f'conv{i + 1}', dtype=self.dtype_policy)
+        for i, f in enumerate(filters)
+    ]
+    self.flatten = tf.keras.layers.Flatten(dtype=self.dtype_policy)
+    self.score = tf.keras.layers.Dense(1, name='fc', dtype=self.dtype_policy)
+    self._input_height = None
+    self._input_width = None
+
+  def call(self, x: tf.Tensor, training=None) -> tf.Tensor:
+    """Scores images.
+
+    Args:
+      x: [B,h,w,3] float in [-1,1]; h, w static and equal to those of the
+        first call.
+      training: unused (no dropout or normalisation).
+
+    Returns:
+      [B,1] float32 linear scores.
+    """
+    del training
+    ops.check_tensor('x', x, 4, '[B,h,w,3] float', channels=3)
+    height, width = x.shape[1], x.shape[2]
+    if height is None or width is None:
+      raise ValueError(f'x: expected a static height and width ([B,h,w,3]), '
+                       f'got shape {x.shape.as_list()}')
+    if self._input_height is None:
+      self._input_height, self._input_width = int(height), int(width)
+    elif (height, width) != (self._input_height, self._input_width):
+      raise ValueError(
+          f'x: expected [B,{self._input_height},{self._input_width},3] (the '
+          f'size this critic was built for), got shape {x.shape.as_list()}')
+    h = x
+    for conv in self.convs:
+      h = conv(h)
+    return tf.cast(self.score(self.flatten(h)), self.dtype)
+
+  def get_config(self) -> Dict[str, Any]:
+    return {'name': self.name, 'filters': list(self.filters)}
+
+  @classmethod
+  def from_config(cls, config: Dict[str, Any], custom_objects=None):
+    del custom_objects
+    return cls(**config)
+
+
+@tf.keras.utils.register_keras_serializable('inpaint_tf')
+class LocalCritic(_Critic):
+  """Local critic (Table I) on ``CriticConfig.local_size`` hole crops.
+
+  Args:
+    filters: widths of the four conv5x5 stride-2 layers.
+    **kwargs: Keras model arguments.
+  """
+
+  def __init__(self, filters: Sequence[int] = _CRITIC.local_filters,
+               **kwargs):
+    super().__init__(filters, **kwargs)
+
+
+@tf.keras.utils.register_keras_serializable('inpaint_tf')
+class GlobalCritic(_Critic):
+  """Global critic (Table II) on whole images.
+
+  Args:
+    filters: widths of the four conv5x5 stride-2 layers.
+    **kwargs: Keras model arguments.
+  """
+
+  def __init__(self, filters: Sequence[int] = _CRITIC.global_filters,
+               **kwargs):
+    super().__init__(filters, **kwargs)
+
+
+def hole_bboxes(mask: tf.Tensor) -> tf.Tensor:
+  """Per-sample bounding box of the hole, in pixels.
+
+  Args:
+    mask: [B,H,W,1] float, 1 (> 0.5) = hole.
+
+  Returns:
+    [B,4] int32 ``(top, left, bottom, right)``, inclusive; the whole image
+    ``(0, 0, H-1, W-1)`` for a sample without hole pixels.
+  """
+  ops.check_tensor('mask', mask, 4, '[B,H,W,1] float', channels=1)
+  hole = mask[..., 0] > 0.5
+  height, width = tf.shape(mask)[1], tf.shape(mask)[2]
+
+  def extent(any_along, size):
+    idx = tf.range(size)[tf.newaxis, :]
+    first = tf.reduce_min(tf.where(any_along, idx, size), axis=1)
+    last = tf.reduce_max(tf.where(any_along, idx, -1), axis=1)
+    empty = first > last
+    return (tf.where(empty, 0, first), tf.where(empty, size - 1, last))
+
+  top, bottom = extent(tf.reduce_any(hole, axis=2), height)
+  left, right = extent(tf.reduce_any(hole, axis=1), width)
+  return tf.stack([top, left, bottom, right], axis=1)
+
+
+def hole_crop(images: tf.Tensor, mask: tf.Tensor,
+              size: int = _CRITIC.local_size) -> tf.Tensor:
+  """Crops each sample to its hole's bounding box, resized to size x size.
+
+  Uses ``tf.image.crop_and_resize`` (bilinear) with boxes normalised by
+  ``(H-1, W-1)``, so a bounding box of exactly ``size x size`` pixels gives
+  those pixels (to float32 rounding) and the crop is differentiable in the
+  images. A sample with no hole is resized whole. Free-form masks: the box
+  spans all hole pixels and is stretched to ``size x size``.
+
+  Args:
+    images: [B,H,W,C] float (images, or the mask itself to crop it along).
+    mask: [B,H,W,1] or [1,H,W,1] float, 1 = hole.
+    size: output side length (``CriticConfig.local_size`` by default).
+
+  Returns:
+    [B,size,size,C] float32.
+  """
+  ops.check_tensor('images', images, 4, '[B,H,W,C] float')
+  ops.check_tensor('mask', mask, 4, '[B,H,W,1] or [1,H,W,1] float',
+                   channels=1)
+  image_hw, mask_hw = images.shape[1:3], mask.shape[1:3]
+  if (image_hw.is_fully_defined() and mask_hw.is_fully_defined()
+      and image_hw != mask_hw):
+    raise ValueError(
+        f'mask: expected [B,{images.shape[1]},{images.shape[2]},1] to match '
+        f'images, got shape {mask.shape.as_list()}')
+  mask = tf.cast(mask, tf.float32) * tf.ones_like(
+      images[..., :1], dtype=tf.float32)
+  boxes = tf.cast(hole_bboxes(mask), tf.float32)
+  height = tf.cast(tf.shape(images)[1], tf.float32)
+  width = tf.cast(tf.shape(images)[2], tf.float32)
+  scale = tf.stack([height - 1.0, width - 1.0, height - 1.0, width - 1.0])
+  boxes = boxes / tf.maximum(scale, 1.0)
+  return tf.image.crop_and_resize(
+      tf.cast(images, tf.float32), boxes, tf.range(tf.shape(images)[0]),
+      [size, size], method='bilinear')

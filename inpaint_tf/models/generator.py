@@ -1,0 +1,443 @@
+"""GEPE-Net generator and its ablations S-Net and PE-Net (SPEC 4.2).
+
+A U-Net encoder-decoder (paper Fig. 1). The paper's generator tables are
+not in the text; this layout follows Figs. 1, 3 and 4 (widths for
+``cnum = 32``, 256x256 input):
+
+=====  ==========================================  ================
+layer  op                                          output
+=====  ==========================================  ================
+E1     conv5x5 s1                                  256x256 x 2c
+E2     conv3x3 s2                                  128x128 x 4c
+E3     conv3x3 s2, then ``p`` (rate 2) -> x3p       64x64 x 4c
+E4     conv3x3 s2 on x3p, then ``p`` (rate 1)       32x32 x 8c
+E5     conv3x3 s2 on x4p, then ``p`` (rate 1)       16x16 x 8c
+ASPC   atrous separable pyramid on x5p             16x16 x 8c
+D4     up x2 + conv3x3, concat x4p, conv3x3        32x32 x 8c
+D3     up x2 + conv3x3, concat x3p, conv3x3        64x64 x 4c
+D2     up x2 + conv3x3, concat x2, conv3x3         128x128 x 4c
+D1     up x2 + conv3x3, concat x1, conv3x3         256x256 x 2c
+out    conv3x3 to 3 channels, clip to [-1, 1]      256x256 x 3
+=====  ==========================================  ================
+
+All convolutions use SAME padding and ELU, except the linear output. The
+input is ``[I, ones, M]`` (5 channels) as in GMCNN/DeepFill. The perception
+operation ``p`` is DeepFill v1's contextual attention applied as
+``x_p = x * (1 - m) + p(x, x, m) * m`` with ``m`` the mask resized (nearest,
+``align_corners=True``) to the feature map, so known features are kept and
+hole features are rebuilt from known patches (paper Eq. 1-2, Fig. 3).
+
+Variants: ``snet`` has no ``p`` and no ASPC (plain skips); ``penet`` has
+``p`` and ASPC; ``gepenet`` adds the iterative-guidance targets
+``E_i(Igt)``, i = 3, 4, 5: the same encoder convolutions run on the
+unmasked ground truth (mask channel zero) without ``p`` (Eq. 4-6).
+
+Checkpoints: a run directory holds ``generator.json`` (the dict from
+``Generator.get_config()``) and ``ckpt/`` with ``tf.train.Checkpoint``
+files whose generator is saved under the key ``generator``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import tempfile
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from inpaint_tf import config as config_lib
+from inpaint_tf import ops
+from inpaint_tf.layers import ASPC
+from inpaint_tf.layers import ContextualAttention
+
+_GEN = config_lib.GeneratorConfig()
+_ATT = config_lib.AttentionConfig()
+
+# Spatial size must be a multiple of this (four stride-2 convolutions).
+SIZE_MULTIPLE = 16
+CONFIG_FILENAME = 'generator.json'
+CHECKPOINT_SUBDIR = 'ckpt'
+CHECKPOINT_KEY = 'generator'
+
+GeneratorOutput = collections.namedtuple(
+    'GeneratorOutput', ['image', 'features', 'targets'])
+GeneratorOutput.__doc__ = """Result of ``Generator.forward``.
+
+Fields:
+  image: [B,H,W,3] float32 in [-1,1], the raw prediction ``G(I)``.
+  features: ``(x3p, x4p, x5p)`` perceptual encoder features for 'penet' and
+    'gepenet' (shapes [B,H/4,W/4,4c], [B,H/8,W/8,8c], [B,H/16,W/16,8c]);
+    ``()`` for 'snet'.
+  targets: ``(E3(Igt), E4(Igt), E5(Igt))`` of the same shapes for 'gepenet'
+    when the ground truth is given, else ``()``.
+"""
+
+
+def _spatial_size(x: tf.Tensor):
+  """(H, W) of ``x`` as Python ints where static, scalar tensors otherwise."""
+  dynamic = tf.shape(x)
+  return [x.shape[i] if x.shape[i] is not None else dynamic[i]
+          for i in (1, 2)]
+
+
+@tf.keras.utils.register_keras_serializable('inpaint_tf')
+class Generator(tf.keras.Model):
+  """U-Net inpainting generator (S-Net, PE-Net or GEPE-Net).
+
+  Call: ``pred = gen((masked, mask))`` -> [B,H,W,3] float32 in [-1,1]; the
+  full result (features and IGL targets) comes from ``gen.forward``.
+
+  Args:
+    variant: one of ``config.GENERATOR_VARIANTS`` ('snet', 'penet',
+      'gepenet').
+    cnum: base width c (channels are 2c, 4c, 8c).
+    aspc: use ASPC on x5p (the "without ASPC" ablation when False). S-Net
+      never has ASPC, whatever this flag says.
+    aspc_rates: dilation rates of the ASPC branches.
+    attention_rates: contextual-attention rate of E3, E4, E5.
+    attention_ksize, attention_stride, attention_fuse_k,
+    attention_softmax_scale, attention_fuse: ContextualAttention settings.
+    **kwargs: Keras model arguments (``name``, ``dtype``, ...).
+  """
+
+  def __init__(self,
+               variant: str = _GEN.variant,
+               cnum: int = _GEN.cnum,
+               aspc: bool = _GEN.aspc,
+               aspc_rates: Sequence[int] = _GEN.aspc_rates,
+               attention_rates: Sequence[int] = _GEN.attention_rates,
+               attention_ksize: int = _ATT.ksize,
+               attention_stride: int = _ATT.stride,
+               attention_fuse_k: int = _ATT.fuse_k,
+               attention_softmax_scale: float = _ATT.softmax_scale,
+               attention_fuse: bool = _ATT.fuse,
+               **kwargs):
+    super().__init__(**kwargs)
+    if variant not in config_lib.GENERATOR_VARIANTS:
+      raise ValueError(f'variant: expected one of '
+                       f'{config_lib.GENERATOR_VARIANTS}, got {variant!r}')
+    if int(cnum) < 1:
+      raise ValueError(f'cnum: expected a positive int, got {cnum!r}')
+    attention_rates = tuple(int(r) for r in attention_rates)
+    if len(attention_rates) != 3:
+      raise ValueError(f'attention_rates: expected 3 rates (E3, E4, E5), '
+                       f'got {attention_rates!r}')
+    self.variant = variant
+    self.cnum = int(cnum)
+    self.aspc = bool(aspc)
+    self.aspc_rates = tuple(int(r) for r in aspc_rates)
+    self.attention_rates = attention_rates
+    self.attention_ksize = int(attention_ksize)
+    self.attention_stride = int(attention_stride)
+    self.attention_fuse_k = int(attention_fuse_k)
+    self.attention_softmax_scale = float(attention_softmax_scale)
+    self.attention_fuse = bool(attention_fuse)
+
+    self.uses_perception = variant in ('penet', 'gepenet')
+    self.uses_aspc = self.aspc and variant != 'snet'
+    self.uses_guidance = variant == 'gepenet'
+
+    c = self.cnum
+    policy = self.dtype_policy
+
+    def conv(filters, kernel, name, strides=1, activation='elu'):
+      return tf.keras.layers.Conv2D(
+          filters, kernel, strides=strides, padding='same',
+          activation=activation, name=name, dtype=policy)
+
+    self.e1 = conv(2 * c, 5, 'e1')
+    self.e2 = conv(4 * c, 3, 'e2', strides=2)
+    self.e3 = conv(4 * c, 3, 'e3', strides=2)
+    self.e4 = conv(8 * c, 3, 'e4', strides=2)
+    self.e5 = conv(8 * c, 3, 'e5', strides=2)
+    if self.uses_perception:
+      self.perception = [
+          ContextualAttention(
+              ksize=self.attention_ksize, stride=self.attention_stride,
+              rate=rate, fuse_k=self.attention_fuse_k,
+              softmax_scale=self.attention_softmax_scale,
+              fuse=self.attention_fuse, name=f'p{i}', dtype=policy)
+          for i, rate in zip((3, 4, 5), self.attention_rates)
+      ]
+    else:
+      self.perception = []
+    if self.uses_aspc:
+      self.aspc_layer = ASPC(8 * c, rates=self.aspc_rates, name='aspc',
+                             dtype=policy)
+    else:
+      self.aspc_layer = None
+    widths = {4: 8 * c, 3: 4 * c, 2: 4 * c, 1: 2 * c}
+    self.d4_up = conv(widths[4], 3, 'd4_up')
+    self.d4 = conv(widths[4], 3, 'd4')
+    self.d3_up = conv(widths[3], 3, 'd3_up')
+    self.d3 = conv(widths[3], 3, 'd3')
+    self.d2_up = conv(widths[2], 3, 'd2_up')
+    self.d2 = conv(widths[2], 3, 'd2')
+    self.d1_up = conv(widths[1], 3, 'd1_up')
+    self.d1 = conv(widths[1], 3, 'd1')
+    self.output_layer = conv(3, 3, 'output', activation=None)
+
+  # -- input checks -------------------------------------------------------
+
+  def _check_inputs(self, masked, mask, ground_truth) -> None:
+    ops.check_tensor('masked', masked, 4, '[B,H,W,3] float', channels=3)
+    ops.check_tensor('mask', mask, 4, '[B,H,W,1] or [1,H,W,1] float',
+                     channels=1)
+    b, h, w = masked.shape[:3]
+    for name, dim in (('H', h), ('W', w)):
+      if dim is not None and dim % SIZE_MULTIPLE:
+        raise ValueError(
+            f'masked: expected [B,H,W,3] with H and W divisible by '
+            f'{SIZE_MULTIPLE}, got shape {masked.shape.as_list()} ({name}='
+            f'{dim}); pad the input (the inference API does) or resize it')
+    mb, mh, mw = mask.shape[:3]
+    if ((mh is not None and h is not None and mh != h)
+        or (mw is not None and w is not None and mw != w)
+        or (mb is not None and b is not None and mb not in (1, b))):
+      raise ValueError(
+          f'mask: expected [{b},{h},{w},1] or [1,{h},{w},1] to match masked '
+          f'{masked.shape.as_list()}, got shape {mask.shape.as_list()}')
+    if ground_truth is not None:
+      ops.check_tensor('ground_truth', ground_truth, 4, '[B,H,W,3] float',
+                       channels=3)
+      if not ground_truth.shape.is_compatible_with(masked.shape):
+        raise ValueError(
+            f'ground_truth: expected shape {masked.shape.as_list()} (that of '
+            f'masked), got {ground_truth.shape.as_list()}')
+
+  # -- network ------------------------------------------------------------
+
+  def _perceive(self, layer, x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """``x * (1 - m) + p(x, x, m) * m`` with m = mask at x's resolution."""
+    m = tf.cast(ops.resize_nearest(mask, _spatial_size(x)), x.dtype)
+    return x * (1.0 - m) + layer(x, x, m) * m
+
+  def _encode(self, x: tf.Tensor, mask: Optional[tf.Tensor]):
+    """E1..E5; the perception op follows E3..E5 when ``mask`` is given."""
+    x1 = self.e1(x)
+    x2 = self.e2(x1)
+    deep = []
+    h = x2
+    for i, conv in enumerate((self.e3, self.e4, self.e5)):
+      h = conv(h)
+      if mask is not None:
+        h = self._perceive(self.perception[i], h, mask)
+      deep.append(h)
+    return x1, x2, tuple(deep)
+
+  @staticmethod
+  def _up(x: tf.Tensor, conv) -> tf.Tensor:
+    height, width = _spatial_size(x)
+    return conv(ops.resize_nearest(x, [height * 2, width * 2]))
+
+  def forward(self, masked, mask, ground_truth=None,
+              training=None) -> GeneratorOutput:
+    """Runs the generator and, for GEPE-Net, the IGL target encoder.
+
+    Args:
+      masked: [B,H,W,3] float in [-1,1], ``Igt * (1 - M)``; H, W divisible
+        by 16.
+      mask: [B,H,W,1] or [1,H,W,1] float, 1 = hole.
+      ground_truth: optional [B,H,W,3] float in [-1,1]; gives ``targets`` for
+        'gepenet' (ignored by the other variants).
+      training: Keras training flag (no layer here depends on it).
+
+    Returns:
+      GeneratorOutput (see its docstring).
+    """
+    del training  # No dropout or normalisation layers.
+    masked = tf.convert_to_tensor(masked)
+    mask = tf.convert_to_tensor(mask)
+    if ground_truth is not None:
+      ground_truth = tf.convert_to_tensor(ground_truth)
+    self._check_inputs(masked, mask, ground_truth)
+    dtype = self.compute_dtype
+    masked = tf.cast(masked, dtype)
+    mask = tf.cast(mask, dtype)
+    ones = tf.ones_like(masked[..., :1])
+    x = tf.concat([masked, ones, ones * mask], axis=-1)
+    x1, x2, (x3, x4, x5) = self._encode(
+        x, mask if self.uses_perception else None)
+
+    y = self.aspc_layer(x5) if self.uses_aspc else x5
+    for up, conv, skip in ((self.d4_up, self.d4, x4),
+                           (self.d3_up, self.d3, x3),
+                           (self.d2_up, self.d2, x2),
+                           (self.d1_up, self.d1, x1)):
+      y = conv(tf.concat([self._up(y, up), skip], axis=-1))
+    image = tf.clip_by_value(self.output_layer(y), -1.0, 1.0)
+    image = tf.cast(image, self.dtype)
+
+    features = (x3, x4, x5) if self.uses_perception else ()
+    targets = ()
+    if self.uses_guidance and ground_truth is not None:
+      gt = tf.cast(ground_truth, dtype)
+      gt_input = tf.concat([gt, ones, tf.zeros_like(ones)], axis=-1)
+      _, _, targets = self._encode(gt_input, None)
+    return GeneratorOutput(image, features, targets)
+
+  def call(self, inputs, training=None):
+    """Predicts the image.
+
+    Args:
+      inputs: tuple ``(masked, mask)`` as in ``forward``.
+      training: Keras training flag.
+
+    Returns:
+      [B,H,W,3] float32 in [-1,1].
+    """
+    if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+      raise ValueError(
+          'inputs: expected a tuple (masked [B,H,W,3], mask [B,H,W,1]), got '
+          f'{type(inputs).__name__}')
+    masked, mask = inputs
+    return self.forward(masked, mask, training=training).image
+
+  def build_on_dummy(self, size: int = 64) -> None:
+    """Creates the variables by running a zero batch of ``size x size``."""
+    self((tf.zeros([1, size, size, 3]), tf.zeros([1, size, size, 1])))
+
+  def get_config(self) -> Dict[str, Any]:
+    return {
+        'name': self.name,
+        'variant': self.variant,
+        'cnum': self.cnum,
+        'aspc': self.aspc,
+        'aspc_rates': list(self.aspc_rates),
+        'attention_rates': list(self.attention_rates),
+        'attention_ksize': self.attention_ksize,
+        'attention_stride': self.attention_stride,
+        'attention_fuse_k': self.attention_fuse_k,
+        'attention_softmax_scale': self.attention_softmax_scale,
+        'attention_fuse': self.attention_fuse,
+    }
+
+  @classmethod
+  def from_config(cls, config: Dict[str, Any], custom_objects=None):
+    del custom_objects
+    return cls(**config)
+
+
+def build_generator(variant: str = _GEN.variant, cnum: int = _GEN.cnum,
+                    aspc: bool = _GEN.aspc, **kwargs) -> Generator:
+  """Builds a generator; see ``Generator`` for the arguments."""
+  return Generator(variant=variant, cnum=cnum, aspc=aspc, **kwargs)
+
+
+# -- checkpoints ------------------------------------------------------------
+
+
+def save_generator_config(gen: Generator, checkpoint_dir: str) -> str:
+  """Writes ``<checkpoint_dir>/generator.json`` atomically.
+
+  Args:
+    gen: the generator.
+    checkpoint_dir: run directory (created if needed).
+
+  Returns:
+    Path of the written file.
+  """
+  tf.io.gfile.makedirs(checkpoint_dir)
+  path = os.path.join(checkpoint_dir, CONFIG_FILENAME)
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    f.write(json.dumps(gen.get_config(), indent=2, sort_keys=True) + '\n')
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+  return path
+
+
+def _generator_variables(checkpoint_path: str) -> Dict[str, Tuple[int, ...]]:
+  """Generator variable keys and shapes stored in a checkpoint."""
+  prefix = CHECKPOINT_KEY + '/'
+  return {
+      name: tuple(shape)
+      for name, shape in tf.train.list_variables(checkpoint_path)
+      if name.startswith(prefix) and '.OPTIMIZER_SLOT' not in name
+      and name.endswith('.ATTRIBUTES/VARIABLE_VALUE')
+  }
+
+
+def _describe(variables: Dict[str, Tuple[int, ...]]) -> str:
+  """Guesses the variant and width of a generator from its variables."""
+  widths = [shape[-1] for name, shape in variables.items()
+            if name.startswith(f'{CHECKPOINT_KEY}/e1/kernel')]
+  cnum = widths[0] // 2 if widths else '?'
+  if any(f'{CHECKPOINT_KEY}/aspc_layer/' in name for name in variables):
+    kind = "with ASPC ('penet' or 'gepenet')"
+  else:
+    kind = "without ASPC ('snet', or aspc=False)"
+  return f'a generator {kind}, cnum={cnum}'
+
+
+def _check_checkpoint_matches(gen: Generator, checkpoint_path: str,
+                              config_path: str) -> None:
+  """Raises ValueError unless the checkpoint's generator fits ``gen``."""
+  with tempfile.TemporaryDirectory() as tmp:
+    own_path = tf.train.Checkpoint(**{CHECKPOINT_KEY: gen}).write(
+        os.path.join(tmp, 'expected'))
+    expected = _generator_variables(own_path)
+  found = _generator_variables(checkpoint_path)
+  if found == expected:
+    return
+  missing = sorted(set(expected) - set(found))
+  unexpected = sorted(set(found) - set(expected))
+  reshaped = sorted(k for k in set(expected) & set(found)
+                    if expected[k] != found[k])
+  details = []
+  for label, keys in (('missing', missing), ('unexpected', unexpected),
+                      ('with other shapes', reshaped)):
+    if keys:
+      shown = ', '.join(k.split('/.ATTRIBUTES')[0] for k in keys[:4])
+      more = f' and {len(keys) - 4} more' if len(keys) > 4 else ''
+      details.append(f'{label}: {shown}{more}')
+  if not found:
+    details = [f'no variables under the key {CHECKPOINT_KEY!r}']
+  raise ValueError(
+      f'checkpoint_dir: {config_path} describes variant {gen.variant!r} '
+      f'(cnum={gen.cnum}, aspc={gen.uses_aspc}), but checkpoint '
+      f'{checkpoint_path} holds {_describe(found)}; ' + '; '.join(details))
+
+
+def load_generator(checkpoint_dir: str) -> Generator:
+  """Rebuilds a generator from a run directory and restores its weights.
+
+  Args:
+    checkpoint_dir: directory with ``generator.json`` and ``ckpt/`` (the
+      latest checkpoint there is restored).
+
+  Returns:
+    The built Generator with restored weights.
+
+  Raises:
+    ValueError: the directory, the JSON or the checkpoint is missing, or
+      the checkpoint holds a different generator (variant, width, ASPC).
+      'penet' and 'gepenet' have the same variables (they differ only in
+      the IGL targets used in training), so the JSON decides between them.
+  """
+  if not tf.io.gfile.isdir(checkpoint_dir):
+    raise ValueError(f'checkpoint_dir: expected a run directory with '
+                     f'{CONFIG_FILENAME} and {CHECKPOINT_SUBDIR}/, got '
+                     f'{checkpoint_dir!r} (not a directory)')
+  config_path = os.path.join(checkpoint_dir, CONFIG_FILENAME)
+  if not tf.io.gfile.exists(config_path):
+    raise ValueError(f'checkpoint_dir: expected {config_path} (written by '
+                     f'save_generator_config), not found')
+  with tf.io.gfile.GFile(config_path) as f:
+    try:
+      config = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'checkpoint_dir: {config_path} is not valid JSON: '
+                       f'{e}') from e
+  ckpt_dir = os.path.join(checkpoint_dir, CHECKPOINT_SUBDIR)
+  checkpoint_path = tf.train.latest_checkpoint(ckpt_dir)
+  if checkpoint_path is None:
+    raise ValueError(f'checkpoint_dir: expected a checkpoint in {ckpt_dir}, '
+                     f'found none')
+  gen = Generator.from_config(config)
+  gen.build_on_dummy()
+  _check_checkpoint_matches(gen, checkpoint_path, config_path)
+  tf.train.Checkpoint(**{CHECKPOINT_KEY: gen}).restore(
+      checkpoint_path).expect_partial()
+  return gen

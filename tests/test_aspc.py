@@ -1,0 +1,79 @@
+"""Tests of inpaint_tf.layers.aspc (GEPE-Net Sec. III-B)."""
+
+import numpy as np
+import tensorflow as tf
+
+from inpaint_tf import config as config_lib
+from inpaint_tf.layers import aspc as aspc_lib
+import numpy_conv
+
+
+class ASPCTest(tf.test.TestCase):
+
+  def test_separable_parameter_count_matches_paper(self):
+    # Paper: a 3x3 conv 16 -> 32 has (3*3*16)*32 = 4608 weights, the
+    # depthwise-separable one 16*3*3 + 16*32*1*1 = 656 (biases not counted).
+    x = tf.zeros([1, 8, 8, 16])
+    sep = tf.keras.layers.SeparableConv2D(32, 3, padding='same', use_bias=False)
+    std = tf.keras.layers.Conv2D(32, 3, padding='same', use_bias=False)
+    sep(x)
+    std(x)
+    self.assertEqual(sep.count_params(), 16 * 3 * 3 + 16 * 32)
+    self.assertEqual(sep.count_params(), 656)
+    self.assertEqual(std.count_params(), 4608)
+
+  def test_default_rates_and_parameter_count(self):
+    layer = aspc_lib.ASPC(32)
+    self.assertEqual(layer.rates, config_lib.GeneratorConfig.aspc_rates)
+    layer(tf.zeros([1, 4, 4, 16]))
+    n = len(layer.rates)
+    expected = (16 * 32 + 32  # 1x1 branch
+                + n * (16 * 9 + 16 * 32 + 32)  # separable branches
+                + (n + 1) * 32 * 32 + 32)  # fuse
+    self.assertEqual(layer.count_params(), expected)
+
+  def test_matches_numpy(self):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 7, 3)).astype(np.float32)
+    layer = aspc_lib.ASPC(4, rates=(1, 2, 4))
+    y = layer(tf.constant(x)).numpy()
+
+    def branch_1x1(conv):
+      kernel, bias = conv.get_weights()
+      return numpy_conv.elu(numpy_conv.conv2d(x, kernel, bias))
+
+    outs = [branch_1x1(layer.pointwise_branch)]
+    for rate, sep in zip(layer.rates, layer.atrous_branches):
+      depth_kernel, point_kernel, bias = sep.get_weights()
+      h = numpy_conv.depthwise_conv2d(x, depth_kernel, dilation=rate)
+      outs.append(numpy_conv.elu(numpy_conv.conv2d(h, point_kernel, bias)))
+    kernel, bias = layer.fuse.get_weights()
+    expected = numpy_conv.elu(
+        numpy_conv.conv2d(np.concatenate(outs, -1), kernel, bias))
+    self.assertEqual(y.shape, (2, 6, 7, 4))
+    self.assertAllClose(y, expected, atol=1e-5, rtol=1e-5)
+
+  def test_config_round_trip(self):
+    layer = aspc_lib.ASPC(8, rates=(2, 4), name='pyr')
+    x = tf.random.normal([1, 8, 8, 3], seed=1)
+    y = layer(x)
+    config = layer.get_config()
+    self.assertEqual(config['filters'], 8)
+    self.assertEqual(config['rates'], [2, 4])
+    clone = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
+    self.assertIsInstance(clone, aspc_lib.ASPC)
+    self.assertEqual(clone.get_config(), config)
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    self.assertAllClose(clone(x), y)
+
+  def test_bad_input(self):
+    layer = aspc_lib.ASPC(4)
+    with self.assertRaisesRegex(ValueError, r'x: expected \[B,H,W,C\]'):
+      layer(tf.zeros([4, 4, 3]))
+    with self.assertRaisesRegex(ValueError, 'rates'):
+      aspc_lib.ASPC(4, rates=(0, 2))
+
+
+if __name__ == '__main__':
+  tf.test.main()
