@@ -1,0 +1,375 @@
+"""Input pipeline: image files -> batches of (image, mask) for inpainting.
+
+``make_dataset`` builds a ``tf.data`` pipeline in the spirit of GMCNN's
+``DataLoader`` (shepnerd/inpainting_gmcnn, ``tensorflow/data/data.py``) and
+DeepFill's file-list feeding, with what a long TF2 run needs:
+
+  paths -> [seeded shuffle] -> [repeat] -> enumerate
+        -> read + check + decode (parallel)      unreadable files skipped
+        -> [CelebA crop] -> resize or crop -> [flip] -> mask (parallel)
+        -> batch -> prefetch
+
+Determinism: the order is fixed by ``seed`` (seeded shuffle, deterministic
+parallel maps). Every random choice made for an element (flip, crop, mask)
+is drawn from a seed derived from ``(seed, n)``, where ``n`` is the
+element's position in the repeated stream, so it does not depend on thread
+timing, and skipping a bad file does not change the draws of the others.
+
+Unreadable files: the bytes of every file are checked in the graph
+(``image_io.image_status``: known signature, JPEG/PNG end marker) before
+decoding; a file that fails is dropped, logged once (absl warning naming
+the file and the reason) and counted in a ``SkipCounter``. The check reads
+the first bytes and the last 64 of each file (the whole file only when the
+end marker is not there), so it scales to millions of files and stays in
+the parallel graph. As a last line of defence, decoder errors that the
+check cannot predict (a corrupt body with intact ends, a file deleted
+mid-run) are dropped by
+``Dataset.ignore_errors(log_warning=True)``: TensorFlow logs them, without
+the file name, and they are not counted. A long run never stops on a file.
+If every file is unreadable, iteration fails with a ValueError instead of
+looping forever.
+
+Also: ``skimage_demo_images``, the photographs and textures bundled with
+scikit-image, used by the demo so that it needs no download.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple, TypeVar, Union
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from inpaint_tf import config as config_lib
+from inpaint_tf import image_io
+from inpaint_tf import masks as masks_lib
+# File helpers, re-exported for the tools.
+# pylint: disable=unused-import,g-importing-member
+from inpaint_tf.image_io import IMAGE_EXTENSIONS
+from inpaint_tf.image_io import list_images
+from inpaint_tf.image_io import load_image
+from inpaint_tf.image_io import load_mask
+# pylint: enable=unused-import,g-importing-member
+
+# Side of the centre crop applied to CelebA's aligned 178x218 images.
+CELEBA_CROP = 178
+
+# scikit-image's bundled photographs and textures (file name in
+# skimage/data), in a fixed order. Synthetic images (chessboards, colour
+# charts, logos, phantoms, silhouettes) and the motion-blurred clock are
+# left out.
+DEMO_IMAGES = (
+    ('astronaut', 'astronaut.png'),
+    ('brick', 'brick.png'),
+    ('camera', 'camera.png'),
+    ('cell', 'cell.png'),
+    ('chelsea', 'chelsea.png'),
+    ('coffee', 'coffee.png'),
+    ('coins', 'coins.png'),
+    ('grass', 'grass.png'),
+    ('gravel', 'gravel.png'),
+    ('hubble_deep_field', 'hubble_deep_field.jpg'),
+    ('immunohistochemistry', 'ihc.png'),
+    ('moon', 'moon.png'),
+    ('motorcycle_left', 'motorcycle_left.png'),
+    ('motorcycle_right', 'motorcycle_right.png'),
+    ('page', 'page.png'),
+    ('retina', 'retina.jpg'),
+    ('rocket', 'rocket.jpg'),
+    ('text', 'text.png'),
+)
+# Held out from demo training: a photograph, a texture and an object.
+DEMO_HELD_OUT = ('chelsea', 'gravel', 'rocket')
+
+MaskSpec = Union[config_lib.MaskConfig, masks_lib.MaskFn]
+T = TypeVar('T')
+
+
+class SkipCounter:
+  """Collects the files skipped as unreadable, warning once per file.
+
+  Thread-safe; shared by the parallel calls of a pipeline. Pass one to
+  ``make_dataset`` to read the count during or after a run.
+  """
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._reasons: Dict[str, str] = {}
+    self.total_files: Optional[int] = None
+
+  @property
+  def count(self) -> int:
+    """Number of distinct files skipped so far."""
+    with self._lock:
+      return len(self._reasons)
+
+  @property
+  def skipped(self) -> Dict[str, str]:
+    """Path -> reason of every distinct file skipped so far."""
+    with self._lock:
+      return dict(self._reasons)
+
+  def record(self, path: str, reason: str) -> None:
+    """Counts a skipped file; logs a warning the first time it is seen.
+
+    Raises:
+      ValueError: every file of the pipeline has now been skipped.
+    """
+    with self._lock:
+      if path in self._reasons:
+        return
+      self._reasons[path] = reason
+      count = len(self._reasons)
+    logging.warning('Skipping unreadable image %s: %s', path, reason)
+    if self.total_files is not None and count >= self.total_files:
+      raise ValueError(f'files: expected at least one readable image, got '
+                       f'{count} unreadable files of {self.total_files}')
+
+  def summary(self) -> str:
+    """One line for the end of a run."""
+    return f'{self.count} unreadable image file(s) skipped'
+
+
+def _record_skip(counter: SkipCounter, path: tf.Tensor,
+                 status: tf.Tensor) -> bool:
+  counter.record(path.numpy().decode('utf-8', 'replace'),
+                 image_io.STATUS_MESSAGES[int(status.numpy())])
+  return True
+
+
+def _validate_mask_fn(mask_fn: masks_lib.MaskFn, height: int, width: int):
+  probe = np.asarray(mask_fn(np.random.default_rng(0)))
+  if probe.shape != (height, width, 1) or probe.dtype != np.float32:
+    raise ValueError(
+        f'mask_fn_or_config: expected a function returning float32 '
+        f'[{height},{width},1] masks, got shape {list(probe.shape)} dtype '
+        f'{probe.dtype}')
+
+
+def _cover(image: tf.Tensor, size: Tuple[int, int]) -> tf.Tensor:
+  """Scales a float [h,w,3] image up, keeping its aspect, to cover ``size``."""
+  shape = tf.cast(tf.shape(image)[:2], tf.float32)
+  scale = tf.reduce_max(tf.constant(size, tf.float32) / shape)
+  new = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+  new = tf.maximum(new, tf.constant(size, tf.int32))
+  return tf.cond(scale > 1.,
+                 lambda: tf.image.resize(image, new, 'bilinear'),
+                 lambda: image)
+
+
+def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
+                 image_size: image_io.Size,
+                 batch_size: int,
+                 mask_fn_or_config: MaskSpec,
+                 seed: int,
+                 training: bool = True,
+                 celeba_crop: bool = False,
+                 flip: bool = True,
+                 repeat: bool = True,
+                 random_crop: bool = False,
+                 include_path: bool = False,
+                 skip_counter: Optional[SkipCounter] = None) -> tf.data.Dataset:
+  """Batches of images and hole masks from image files.
+
+  Images are decoded with ``tf.io.decode_image`` (first frame of GIFs, grey
+  replicated to RGB, alpha dropped), optionally centre-cropped to 178x178
+  (CelebA), then resized to ``image_size`` (bilinear, antialiased when
+  shrinking) or, with ``random_crop``, cropped at their own resolution.
+
+  Args:
+    files: list of image paths, or a folder / file list for
+      ``list_images``.
+    image_size: int or (height, width) of the output images.
+    batch_size: images per batch. Training drops the last partial batch
+      (static batch shape); evaluation keeps it.
+    mask_fn_or_config: a ``MaskConfig`` (any type but 'folder') or a
+      function ``rng -> float32 [H,W,1]`` such as ``masks.make_mask_fn``
+      returns.
+    seed: non-negative int; fixes the order and every random choice.
+    training: shuffle, and apply ``flip`` and ``random_crop`` at random.
+      Evaluation keeps the file order and uses centre crops.
+    celeba_crop: centre crop 178x178 (CelebA aligned faces) before resizing.
+    flip: random horizontal flips (training only).
+    repeat: repeat forever (reshuffled every epoch).
+    random_crop: instead of resizing the whole image, take a random
+      ``image_size`` window at the image's own resolution (images smaller
+      than ``image_size`` are first scaled up, keeping their aspect ratio);
+      a centre window when not training. Useful on few large images.
+    include_path: add 'path' ([B] tf.string) to each batch.
+    skip_counter: collects the unreadable files; one is created if None.
+
+  Returns:
+    ``tf.data.Dataset`` of dicts ``{'image': [B,H,W,3] float32 in [-1,1],
+    'mask': [B,H,W,1] float32 in {0,1} (1 = hole)}`` (+ 'path').
+
+  Raises:
+    ValueError: bad arguments or no files.
+  """
+  if isinstance(files, (str, os.PathLike)):
+    files = image_io.list_images(files)
+  files = [os.fspath(f) for f in files]
+  if not files:
+    raise ValueError('files: expected at least one image path, got an empty '
+                     'list')
+  height, width = image_io.pair('image_size', image_size)
+  if (not isinstance(batch_size, (int, np.integer)) or isinstance(
+      batch_size, bool) or batch_size <= 0):
+    raise ValueError(f'batch_size: expected a positive int, got {batch_size!r}')
+  if (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
+      or seed < 0):
+    raise ValueError(f'seed: expected a non-negative int, got {seed!r}')
+  seed = int(seed)
+  if isinstance(mask_fn_or_config, config_lib.MaskConfig):
+    mask_fn = masks_lib.make_mask_fn(mask_fn_or_config, height, width)
+  elif callable(mask_fn_or_config):
+    mask_fn = mask_fn_or_config
+  else:
+    raise ValueError(f'mask_fn_or_config: expected a MaskConfig or a function '
+                     f'rng -> mask, got {mask_fn_or_config!r}')
+  _validate_mask_fn(mask_fn, height, width)
+  counter = SkipCounter() if skip_counter is None else skip_counter
+  counter.total_files = len(set(files))
+
+  def read(index, path):
+    contents = tf.io.read_file(path)
+    status = image_io.image_status(contents)
+
+    def decode():
+      return tf.io.decode_image(contents, channels=3, expand_animations=False)
+
+    def skip():
+      return tf.zeros([1, 1, 3], tf.uint8)
+
+    image = tf.cond(tf.equal(status, image_io.STATUS_OK), decode, skip)
+    return {'index': index, 'path': path, 'status': status, 'image': image}
+
+  def report(element):
+    def record():
+      done = tf.py_function(functools.partial(_record_skip, counter),
+                            [element['path'], element['status']], tf.bool)
+      with tf.control_dependencies([done]):
+        return tf.constant(False)
+
+    return tf.cond(tf.equal(element['status'], image_io.STATUS_OK),
+                   lambda: tf.constant(True), record)
+
+  def draw_mask(element_seed):
+    rng = np.random.default_rng([seed, int(element_seed)])
+    return np.asarray(mask_fn(rng), np.float32)
+
+  def preprocess(element):
+    index = element['index']
+    base = tf.stack([tf.constant(seed, tf.int64), index])
+    image = tf.cast(element['image'], tf.float32)
+    if celeba_crop:
+      image = tf.image.resize_with_crop_or_pad(image, CELEBA_CROP, CELEBA_CROP)
+    if random_crop:
+      image = _cover(image, (height, width))
+      if training:
+        crop_seed = tf.random.experimental.stateless_fold_in(base, 1)
+        image = tf.image.stateless_random_crop(image, [height, width, 3],
+                                               crop_seed)
+      else:
+        image = tf.image.resize_with_crop_or_pad(image, height, width)
+    else:
+      image = tf.image.resize(image, (height, width), 'bilinear',
+                              antialias=True)
+    image = tf.clip_by_value(image, 0., 255.) / 127.5 - 1.
+    if training and flip:
+      flip_seed = tf.random.experimental.stateless_fold_in(base, 2)
+      image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    image = tf.ensure_shape(image, [height, width, 3])
+    mask = tf.numpy_function(draw_mask, [index], tf.float32, stateful=False)
+    mask = tf.ensure_shape(mask, [height, width, 1])
+    out = {'image': image, 'mask': mask}
+    if include_path:
+      out['path'] = element['path']
+    return out
+
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if training:
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    ds = ds.repeat()
+  ds = ds.enumerate()
+  ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.ignore_errors(log_warning=True)
+  ds = ds.filter(report)
+  ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=True)
+  ds = ds.batch(batch_size, drop_remainder=training,
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.prefetch(tf.data.AUTOTUNE)
+  options = tf.data.Options()
+  options.deterministic = True
+  return ds.with_options(options)
+
+
+def _skimage_data_dir() -> str:
+  return str(importlib.resources.files('skimage') / 'data')
+
+
+def skimage_demo_files() -> List[Tuple[str, str]]:
+  """(name, path) of scikit-image's bundled demo images (``DEMO_IMAGES``).
+
+  The files ship inside the installed scikit-image package; nothing is
+  downloaded.
+
+  Raises:
+    ValueError: a file is missing from the installed package.
+  """
+  folder = _skimage_data_dir()
+  out = []
+  for name, filename in DEMO_IMAGES:
+    path = os.path.join(folder, filename)
+    if not os.path.isfile(path):
+      raise ValueError(f'skimage: expected the bundled image {filename} in '
+                       f'{folder}, got no such file (scikit-image install?)')
+    out.append((name, path))
+  return out
+
+
+def skimage_demo_images() -> List[Tuple[str, np.ndarray]]:
+  """The photographs and textures bundled with scikit-image.
+
+  Returns:
+    [(name, uint8 [H,W,3] RGB array)] in ``DEMO_IMAGES`` order (grey images
+    replicated to RGB), decoded like the training pipeline decodes them.
+  """
+  return [(name, image_io.load_image(path))
+          for name, path in skimage_demo_files()]
+
+
+def split_demo_images(
+    items: Sequence[Tuple[str, T]],
+    held_out: Sequence[str] = DEMO_HELD_OUT,
+) -> Tuple[List[Tuple[str, T]], List[Tuple[str, T]]]:
+  """Splits (name, x) pairs into training and held-out lists by name.
+
+  Args:
+    items: e.g. ``skimage_demo_images()`` or ``skimage_demo_files()``.
+    held_out: names to hold out.
+
+  Returns:
+    (train, held_out) lists, each in the order of ``items``.
+
+  Raises:
+    ValueError: a held-out name is not among the items, or nothing is left
+      for training.
+  """
+  names = [name for name, _ in items]
+  unknown = sorted(set(held_out) - set(names))
+  if unknown:
+    raise ValueError(f'held_out: expected names among {names}, got unknown '
+                     f'{unknown}')
+  train = [item for item in items if item[0] not in held_out]
+  test = [item for item in items if item[0] in held_out]
+  if not train:
+    raise ValueError(f'held_out: expected to leave images for training, got '
+                     f'all of {names} held out')
+  return train, test
