@@ -1,0 +1,187 @@
+"""SavedModel export of a trained generator for TF Serving (SPEC 7).
+
+``InpaintModule`` wraps a generator in a ``tf.Module`` with two explicit
+``tf.function`` signatures, in the manner of Model Garden's
+``official/core/export_base.py``:
+
+* ``serving_default``: ``image`` uint8 [N,H,W,3] and ``mask`` uint8 [N,H,W,1]
+  (non-zero = hole) -> ``inpainted`` uint8 [N,H,W,3]. Any H and W: the graph
+  pads to a multiple of 16 and crops back (``inference.complete_uint8``), and
+  known pixels are copied back from the input.
+* ``serving_bytes``: ``images`` and ``masks``, [N] strings of encoded images
+  (PNG, JPEG, BMP or GIF; each pair may have its own size) ->
+  ``inpainted_bytes``, [N] PNG-encoded strings. For TF Serving's REST API,
+  send ``{"signature_name": "serving_bytes", "instances": [{"images":
+  {"b64": ...}, "masks": {"b64": ...}}]}``: the server decodes ``b64``
+  itself, and it base64-encodes outputs whose name ends in ``_bytes``.
+
+A mask file's hole is every pixel with a non-zero colour channel (an alpha
+channel, if any, is ignored), the same rule as ``image_io.load_mask``.
+``assets.extra/generator.json`` records the generator's config and the
+padding mode. Only the generator's weights and the two serving graphs are
+saved (no Keras objects), so ``tf.saved_model.load`` needs no
+``inpaint_tf`` import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from inpaint_tf import fileio
+from inpaint_tf import inference
+
+IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8, name='image')
+MASK_SPEC = tf.TensorSpec([None, None, None, 1], tf.uint8, name='mask')
+IMAGES_BYTES_SPEC = tf.TensorSpec([None], tf.string, name='images')
+MASKS_BYTES_SPEC = tf.TensorSpec([None], tf.string, name='masks')
+SERVING_DEFAULT = 'serving_default'
+SERVING_BYTES = 'serving_bytes'
+# Written beside the graph; TF Serving ignores ``assets.extra``.
+CONFIG_FILE = os.path.join('assets.extra', 'generator.json')
+
+
+def decode_mask(data: tf.Tensor) -> tf.Tensor:
+  """Decodes an encoded mask image to a hole map.
+
+  Args:
+    data: scalar string, an encoded PNG/JPEG/BMP/GIF of any bit depth and
+      channel count.
+
+  Returns:
+    [H,W,1] uint8, 1 where any colour channel is non-zero (alpha ignored).
+  """
+  # uint16 keeps a 16-bit value of 1 non-zero (uint8 conversion would not).
+  m = tf.io.decode_image(data, channels=0, dtype=tf.uint16,
+                         expand_animations=False)
+  c = tf.shape(m)[-1]
+  colour = tf.where(tf.logical_or(tf.equal(c, 2), tf.equal(c, 4)), c - 1, c)
+  hole = tf.reduce_any(m[..., :colour] > 0, axis=-1, keepdims=True)
+  return tf.cast(hole, tf.uint8)
+
+
+class InpaintModule(tf.Module):
+  """Serving wrapper of a generator; see the module docstring.
+
+  Args:
+    generator: an ``inpaint_tf.models.Generator`` (called as
+      ``generator((masked, mask), training=False)``).
+    pad_mode: ``'reflect'`` or ``'constant'``, see ``inpaint_tf.inference``.
+  """
+
+  def __init__(self, generator: tf.keras.Model, pad_mode: str = 'reflect',
+               name: str = 'inpaint'):
+    super().__init__(name=name)
+    if pad_mode not in inference.PAD_MODES:
+      raise ValueError(f'pad_mode: expected one of {inference.PAD_MODES}, '
+                       f'got {pad_mode!r}')
+    if not generator.variables:
+      raise ValueError('generator: expected a built generator with weights '
+                       '(models.load_generator, or call build_on_dummy()), '
+                       'got one without variables')
+    # Only the weights are tracked, not the Keras objects: saving then skips
+    # tracing every layer's call function (several times faster for
+    # GEPE-Net) and the SavedModel holds just the two serving graphs.
+    self.generator_variables = list(generator.variables)
+    self._generator_fn = inference.generator_fn_of(generator)
+    self._pad_mode = pad_mode
+
+  def _complete(self, image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    return inference.complete_uint8(self._generator_fn, image, mask,
+                                    self._pad_mode)
+
+  @tf.function(input_signature=[IMAGE_SPEC, MASK_SPEC])
+  def serve(self, image: tf.Tensor, mask: tf.Tensor):
+    """uint8 image [N,H,W,3] and mask [N,H,W,1] -> {'inpainted': uint8}."""
+    shape_i, shape_m = tf.shape(image), tf.shape(mask)
+    tf.debugging.assert_equal(
+        shape_i[:3], shape_m[:3],
+        message='mask: expected [N,H,W,1] with the N, H, W of image')
+    return {'inpainted': self._complete(image, mask)}
+
+  @tf.function(input_signature=[IMAGES_BYTES_SPEC, MASKS_BYTES_SPEC])
+  def serve_bytes(self, images: tf.Tensor, masks: tf.Tensor):
+    """[N] encoded images and masks -> {'inpainted_bytes': [N] PNG strings}."""
+    tf.debugging.assert_equal(
+        tf.size(images), tf.size(masks),
+        message='masks: expected as many masks as images')
+
+    def one(pair):
+      data, mask_data = pair
+      image = tf.io.decode_image(data, channels=3, dtype=tf.uint8,
+                                 expand_animations=False)
+      mask = decode_mask(mask_data)
+      tf.debugging.assert_equal(
+          tf.shape(image)[:2], tf.shape(mask)[:2],
+          message='masks: expected each mask to have the size of its image')
+      # Calls the traced ``serve`` graph: the generator is traced once.
+      out = self.serve(image[None], mask[None])['inpainted'][0]
+      return tf.io.encode_png(out)
+
+    encoded = tf.map_fn(one, (images, masks), fn_output_signature=tf.string)
+    return {'inpainted_bytes': encoded}
+
+
+def export_saved_model(generator: tf.keras.Model, output_dir: str,
+                       pad_mode: str = 'reflect',
+                       overwrite: bool = False) -> str:
+  """Writes ``generator`` as a SavedModel with both serving signatures.
+
+  The model is saved into a temporary directory beside ``output_dir`` that
+  is renamed only once complete, so a failed export leaves nothing behind.
+
+  Args:
+    generator: a built ``inpaint_tf.models.Generator``.
+    output_dir: SavedModel directory to create.
+    pad_mode: padding inside the graph, see ``inpaint_tf.inference``.
+    overwrite: replace an existing non-empty ``output_dir``.
+
+  Returns:
+    The absolute path of the SavedModel.
+
+  Raises:
+    ValueError: ``output_dir`` exists and is not empty (without
+      ``overwrite``), or a bad ``pad_mode``.
+  """
+  fileio.check_output_dir(output_dir, overwrite)  # Before any tracing.
+  module = InpaintModule(generator, pad_mode=pad_mode)
+  signatures = {SERVING_DEFAULT: module.serve.get_concrete_function(),
+                SERVING_BYTES: module.serve_bytes.get_concrete_function()}
+  with fileio.atomic_directory(output_dir, overwrite=overwrite) as tmp:
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    try:
+      generator_config = generator.get_config()
+    except (AttributeError, NotImplementedError):
+      generator_config = None
+    if generator_config is not None:
+      config = {'generator': generator_config, 'pad_mode': pad_mode}
+      fileio.atomic_write(os.path.join(tmp, CONFIG_FILE),
+                          json.dumps(config, indent=2, sort_keys=True,
+                                     default=list) + '\n')
+  return os.path.abspath(output_dir)
+
+
+def load_saved_model(saved_model_dir: str):
+  """Loads a SavedModel written by ``export_saved_model``.
+
+  Returns:
+    The object from ``tf.saved_model.load``; call
+    ``obj.signatures['serving_default'](image=..., mask=...)`` or pass it to
+    ``inpaint_tf.inference.inpaint``.
+
+  Raises:
+    ValueError: the directory holds no SavedModel or lacks the signature.
+  """
+  if not (tf.io.gfile.exists(os.path.join(saved_model_dir, 'saved_model.pb'))
+          or tf.io.gfile.exists(os.path.join(saved_model_dir,
+                                             'saved_model.pbtxt'))):
+    raise ValueError(f'saved_model: expected a SavedModel directory '
+                     f'(with saved_model.pb), got {saved_model_dir!r}')
+  loaded = tf.saved_model.load(saved_model_dir)
+  if SERVING_DEFAULT not in loaded.signatures:
+    raise ValueError(f'saved_model: {saved_model_dir!r} has no '
+                     f'{SERVING_DEFAULT!r} signature, only '
+                     f'{sorted(loaded.signatures.keys())}')
+  return loaded

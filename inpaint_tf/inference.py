@@ -1,0 +1,316 @@
+"""Inpainting of images of any size with a trained generator.
+
+The generators need H and W divisible by 16 (four stride-2 encoder layers),
+so this module pads the image and the mask up to the next multiple of 16,
+runs the network on ``I = Igt * (1 - M)`` and crops back. Known pixels are
+then copied back from the input in 8-bit, so they are returned bit for bit
+(``Ic = G(I) * M + Igt * (1 - M)``); an image whose mask has no hole comes
+back unchanged.
+
+Padding (``pad_mode``), always on the bottom and right edges:
+
+* ``'reflect'`` (default): image and mask are mirrored about the last
+  row/column (``numpy.pad(..., mode='reflect')``, repeated for pads larger
+  than the image). The padded band looks like natural context, and a hole
+  touching the border is mirrored with it, so mirrored hole pixels never
+  serve as attention sources.
+* ``'constant'``: the image is padded with zeros and the mask with ones: the
+  band is treated as hole, so it never serves as context, at the cost of a
+  larger hole next to the border.
+
+``complete_uint8`` is the graph-friendly core shared with the SavedModel in
+``inpaint_tf.export``; ``inpaint`` is the NumPy-facing wrapper and
+``inpaint_files`` the file-level function behind ``tools/inpaint.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional, Sequence, Tuple, Union
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from inpaint_tf import fileio
+from inpaint_tf import image_io
+
+# The generators downsample four times by 2 (SPEC 4.2).
+SIZE_MULTIPLE = 16
+PAD_MODES = ('reflect', 'constant')
+
+# (masked [B,H,W,3] float32 in [-1,1], mask [B,H,W,1] float32 {0,1}) -> pred
+# [B,H,W,3] float32 in [-1,1].
+GeneratorFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def uint8_to_float(x: tf.Tensor) -> tf.Tensor:
+  """Maps uint8 [0,255] to float32 [-1,1]."""
+  return tf.cast(x, tf.float32) / 127.5 - 1.0
+
+
+def float_to_uint8(x: tf.Tensor) -> tf.Tensor:
+  """Maps float32 [-1,1] to uint8 [0,255] (rounded, clipped)."""
+  return tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0.0, 255.0),
+                 tf.uint8)
+
+
+def _reflect_indices(size: tf.Tensor, padded: tf.Tensor) -> tf.Tensor:
+  """Source index of every output position of a reflect pad at the end.
+
+  Position ``i`` of the padded axis reads ``i`` folded into ``[0, size)``
+  with period ``2 * (size - 1)`` (a triangle wave), which equals
+  ``numpy.pad(..., mode='reflect')`` applied as often as needed.
+  """
+  i = tf.range(padded)
+  period = tf.maximum(2 * (size - 1), 1)
+  j = tf.math.floormod(i, period)
+  return tf.where(j < size, j, period - j)
+
+
+def pad_to_multiple(x: tf.Tensor, multiple: int = SIZE_MULTIPLE,
+                    mode: str = 'reflect',
+                    constant: float = 0.0) -> tf.Tensor:
+  """Pads H and W at the bottom/right up to a multiple of ``multiple``.
+
+  Args:
+    x: [B,H,W,C] tensor, H and W may be dynamic.
+    multiple: required divisor of the output H and W.
+    mode: ``'reflect'`` or ``'constant'`` (see the module docstring).
+    constant: fill value for ``'constant'``.
+
+  Returns:
+    [B,ceil(H/multiple)*multiple,ceil(W/multiple)*multiple,C], same dtype.
+  """
+  if mode not in PAD_MODES:
+    raise ValueError(f'pad_mode: expected one of {PAD_MODES}, got {mode!r}')
+  shape = tf.shape(x)
+  h, w = shape[1], shape[2]
+  ph = (h + multiple - 1) // multiple * multiple
+  pw = (w + multiple - 1) // multiple * multiple
+  if mode == 'constant':
+    return tf.pad(x, [[0, 0], [0, ph - h], [0, pw - w], [0, 0]],
+                  constant_values=tf.cast(constant, x.dtype))
+  x = tf.gather(x, _reflect_indices(h, ph), axis=1)
+  return tf.gather(x, _reflect_indices(w, pw), axis=2)
+
+
+def complete_uint8(generator_fn: GeneratorFn, image: tf.Tensor,
+                   mask: tf.Tensor, pad_mode: str = 'reflect',
+                   multiple: int = SIZE_MULTIPLE) -> tf.Tensor:
+  """Pads, runs the generator, crops back and copies the known pixels back.
+
+  Works eagerly and inside ``tf.function`` with dynamic N, H, W.
+
+  Args:
+    generator_fn: ``(masked, mask) -> pred``, see ``GeneratorFn``.
+    image: [N,H,W,3] uint8.
+    mask: [N,H,W,1] any numeric dtype or bool; non-zero = hole.
+    pad_mode: ``'reflect'`` or ``'constant'``.
+    multiple: H and W are padded up to a multiple of this.
+
+  Returns:
+    [N,H,W,3] uint8: generated pixels inside the hole, the input elsewhere.
+  """
+  hole = tf.not_equal(mask, tf.zeros([], mask.dtype))
+  m = tf.cast(hole, tf.float32)
+  x = uint8_to_float(image)
+  h, w = tf.shape(image)[1], tf.shape(image)[2]
+  xp = pad_to_multiple(x, multiple, pad_mode, 0.0)
+  mp = pad_to_multiple(m, multiple, pad_mode, 1.0)
+  pred = generator_fn(xp * (1.0 - mp), mp)
+  pred = float_to_uint8(pred[:, :h, :w, :])
+  return tf.where(tf.broadcast_to(hole, tf.shape(image)), pred, image)
+
+
+def generator_fn_of(model) -> GeneratorFn:
+  """Turns a Keras generator or a plain callable into a ``GeneratorFn``.
+
+  Args:
+    model: a ``tf.keras.Model`` called as ``model((masked, mask),
+      training=False)`` (``inpaint_tf.models.Generator``), or any callable
+      ``fn(masked, mask) -> pred``.
+  """
+  if isinstance(model, tf.keras.Model):
+    return lambda masked, mask: model((masked, mask), training=False)
+  if not callable(model):
+    raise ValueError('generator: expected a Keras generator, a loaded '
+                     'SavedModel or a callable (masked, mask) -> pred, got '
+                     f'{type(model).__name__}')
+  return model
+
+
+def _as_batch(name: str, x, channels: int) -> Tuple[np.ndarray, bool]:
+  """Returns ``x`` as [N,H,W,C] and whether a batch axis was given."""
+  a = np.asarray(x)
+  if a.ndim == 2 and channels == 1:
+    a = a[..., None]
+  if a.ndim == 3:
+    a, batched = a[None], False
+  elif a.ndim == 4:
+    batched = True
+  else:
+    a, batched = None, False
+  if a is None or a.shape[-1] != channels:
+    shape = '[H,W,1], [H,W]' if channels == 1 else '[H,W,3]'
+    raise ValueError(f'{name}: expected {shape} or [N,H,W,{channels}], got '
+                     f'shape {list(np.shape(x))}')
+  return a, batched
+
+
+def inpaint(generator_or_callable, image_uint8, mask,
+            pad_mode: str = 'reflect') -> np.ndarray:
+  """Fills the holes of 8-bit images of any size.
+
+  Args:
+    generator_or_callable: an ``inpaint_tf.models.Generator`` (or any Keras
+      model called as ``model((masked, mask), training=False)``), a SavedModel
+      loaded with ``tf.saved_model.load`` from ``inpaint_tf.export`` (its
+      ``serving_default`` signature is used, which pads and composites
+      itself), or a callable ``fn(masked [N,H,W,3] float32 in [-1,1], mask
+      [N,H,W,1] float32 {0,1}) -> pred [N,H,W,3] float32 in [-1,1]``.
+    image_uint8: [H,W,3] or [N,H,W,3] uint8 in [0,255].
+    mask: [H,W], [H,W,1] or [N,H,W,1] (or [1,H,W,1] for a batch) of any
+      numeric or bool dtype; non-zero = hole, zero = known.
+    pad_mode: ``'reflect'`` or ``'constant'`` (see the module docstring).
+
+  Returns:
+    uint8 array shaped like ``image_uint8``: generated pixels in the hole,
+    the input pixels (bit for bit) elsewhere. If the mask has no hole the
+    input is returned unchanged (a copy) and the generator is not run.
+
+  Raises:
+    ValueError: on a wrong shape or dtype, or a mask whose H, W differ from
+      the image's.
+  """
+  if pad_mode not in PAD_MODES:
+    raise ValueError(f'pad_mode: expected one of {PAD_MODES}, got {pad_mode!r}')
+  image, batched = _as_batch('image', image_uint8, 3)
+  if image.dtype != np.uint8:
+    raise ValueError(f'image: expected uint8 in [0,255], got {image.dtype}')
+  m, _ = _as_batch('mask', mask, 1)
+  if m.shape[1:3] != image.shape[1:3] or m.shape[0] not in (1, image.shape[0]):
+    raise ValueError(f'mask: expected [{image.shape[1]},{image.shape[2]}] '
+                     f'matching the image (N={image.shape[0]} or 1), got shape '
+                     f'{list(np.shape(mask))}')
+  hole = np.broadcast_to(m != 0, image.shape[:3] + (1,))
+  if not hole.any():
+    return np.array(image_uint8, copy=True)
+  hole_u8 = hole.astype(np.uint8)
+  signatures = getattr(generator_or_callable, 'signatures', None)
+  if signatures is not None and 'serving_default' in signatures:
+    out = signatures['serving_default'](image=tf.constant(image),
+                                        mask=tf.constant(hole_u8))
+    out = out['inpainted']
+  else:
+    out = complete_uint8(generator_fn_of(generator_or_callable),
+                         tf.constant(image), tf.constant(hole_u8), pad_mode)
+  out = out.numpy()
+  return out if batched else out[0]
+
+
+def load_generator_fn(saved_model_dir: Union[str, None] = None,
+                      checkpoint_dir: Union[str, None] = None):
+  """Loads the model used by ``inpaint`` from exactly one of two sources.
+
+  Args:
+    saved_model_dir: a directory written by ``inpaint_tf.export``.
+    checkpoint_dir: a training run directory (``generator.json`` + ``ckpt/``).
+
+  Returns:
+    A loaded SavedModel or an ``inpaint_tf.models.Generator``, either of which
+    ``inpaint`` accepts.
+  """
+  if (saved_model_dir is None) == (checkpoint_dir is None):
+    raise ValueError('expected exactly one of --saved_model and '
+                     f'--checkpoint_dir, got saved_model={saved_model_dir!r} '
+                     f'and checkpoint_dir={checkpoint_dir!r}')
+  if saved_model_dir is not None:
+    from inpaint_tf import export  # pylint: disable=g-import-not-at-top
+    return export.load_saved_model(saved_model_dir)
+  from inpaint_tf import models  # pylint: disable=g-import-not-at-top
+  return models.load_generator(checkpoint_dir)
+
+
+# Width of the white gutter between the panels of a side-by-side grid.
+GRID_GUTTER = 4
+
+
+def side_by_side(panels: Sequence[np.ndarray],
+                 gutter: int = GRID_GUTTER) -> np.ndarray:
+  """Concatenates uint8 [H,W,3] images horizontally with white gutters."""
+  height = panels[0].shape[0]
+  bar = np.full((height, gutter, 3), 255, np.uint8)
+  row = []
+  for i, panel in enumerate(panels):
+    if i:
+      row.append(bar)
+    row.append(panel)
+  return np.concatenate(row, axis=1)
+
+
+def show_holes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  """The network's view of an image: holes painted white. uint8 [H,W,3]."""
+  hole = np.asarray(mask).reshape(image.shape[:2] + (1,)) != 0
+  return np.where(hole, np.uint8(255), image)
+
+
+def inpaint_files(image_path: str, mask_path: str, output_path: str,
+                  saved_model_dir: Optional[str] = None,
+                  checkpoint_dir: Optional[str] = None,
+                  grid_path: Optional[str] = None,
+                  pad_mode: str = 'reflect') -> np.ndarray:
+  """Inpaints one image file with one mask file and writes the result.
+
+  Everything is checked before the model is loaded; outputs are written
+  atomically (temporary file, then rename), so a failure leaves no partial
+  file.
+
+  Args:
+    image_path: JPEG, PNG, GIF or BMP image of any size (grey is replicated
+      to RGB, alpha dropped).
+    mask_path: any 8-bit image of the same size; a pixel is a hole when any
+      colour channel is non-zero (``image_io.load_mask``).
+    output_path: ``.png`` or ``.jpg`` file to write.
+    saved_model_dir: SavedModel from ``inpaint_tf.export`` (exactly one of
+      this and ``checkpoint_dir``).
+    checkpoint_dir: training run directory.
+    grid_path: optional ``.png``/``.jpg``: image | image with white holes |
+      result, side by side.
+    pad_mode: ``'reflect'`` or ``'constant'`` (checkpoints only; a
+      SavedModel uses the mode it was exported with).
+
+  Returns:
+    The result, uint8 [H,W,3]. With a mask that has no hole, the input
+    image, unchanged (a warning is logged; the model is not loaded).
+
+  Raises:
+    ValueError: unreadable or non-image files, sizes that differ, a bad
+      output name, a checkpoint of another variant, ...
+  """
+  if (saved_model_dir is None) == (checkpoint_dir is None):
+    raise ValueError('expected exactly one of saved_model_dir and '
+                     'checkpoint_dir')
+  if pad_mode not in PAD_MODES:
+    raise ValueError(f'pad_mode: expected one of {PAD_MODES}, got {pad_mode!r}')
+  for path in (output_path, grid_path):
+    if path is not None:  # Fails on a bad extension before any work.
+      fileio.encode_image(path, np.zeros((1, 1, 3), np.uint8))
+  image = image_io.load_image(image_path)
+  mask = image_io.load_mask(mask_path)
+  if mask.shape[:2] != image.shape[:2]:
+    raise ValueError(f'mask: expected a {image.shape[0]}x{image.shape[1]} '
+                     f'mask (the size of {os.path.basename(image_path)}), got '
+                     f'{mask.shape[0]}x{mask.shape[1]} from {mask_path!r}')
+  if not np.any(mask):
+    logging.warning('mask %s has no hole pixels: the output is the input '
+                    'image unchanged', mask_path)
+    result = image.copy()
+  else:
+    model = load_generator_fn(saved_model_dir, checkpoint_dir)
+    result = inpaint(model, image, mask, pad_mode)
+  fileio.write_image(output_path, result)
+  if grid_path is not None:
+    fileio.write_image(grid_path, side_by_side(
+        [image, show_holes(image, mask), result]))
+  return result

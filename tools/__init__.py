@@ -1,0 +1,1 @@
+"""Command-line entry points (absl): train, evaluate, inpaint, export, benchmark."""

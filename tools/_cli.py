@@ -1,0 +1,76 @@
+"""Shared plumbing of the absl entry points in ``tools/``.
+
+``run_main(main)`` replaces ``absl.app.run(main)``: bad input (a
+``ValueError``, a file error, a TensorFlow op error such as an undecodable
+image) ends the program with one line ``error: ...`` on stderr and exit
+status 1 instead of a traceback. Import this module before TensorFlow so
+that TensorFlow's C++ start-up chatter stays off stderr; absl INFO logs
+(TensorFlow's own, e.g. from SavedModel saving) are hidden unless
+``--verbosity`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Must be set before TensorFlow is first imported. Level 3 also hides the
+# CUDA plugin registration messages, which are logged as errors.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import sys
+from typing import Callable, Optional, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import tensorflow as tf
+
+
+def error_line(err: BaseException) -> str:
+  """One line describing ``err`` (TensorFlow op errors: their first line)."""
+  if isinstance(err, tf.errors.OpError):
+    lines = [l.strip() for l in str(err.message).splitlines() if l.strip()]
+    text = lines[0] if lines else type(err).__name__
+  else:
+    text = ' '.join(str(err).split()) or type(err).__name__
+  return f'error: {text}'
+
+
+def run_main(main: Callable[[Sequence[str]], Optional[int]]) -> None:
+  """Runs an absl ``main(argv)``; bad input exits 1 with one error line.
+
+  Args:
+    main: the tool's ``main(argv)``; it raises ``ValueError`` (or
+      ``OSError``/``tf.errors.OpError``) on bad input and must leave no
+      partial output behind (see ``inpaint_tf.fileio``).
+  """
+
+  def wrapped(argv: Sequence[str]) -> Optional[int]:
+    tf.get_logger().setLevel('ERROR')
+    if not flags.FLAGS['verbosity'].present:
+      logging.set_verbosity(logging.WARNING)
+    try:
+      return main(argv)
+    except (ValueError, OSError, tf.errors.OpError) as err:
+      print(error_line(err), file=sys.stderr, flush=True)
+      sys.exit(1)
+
+  app.run(wrapped)
+
+
+def exactly_one(**flags_by_name) -> str:
+  """Returns the name of the only non-empty flag; ValueError otherwise."""
+  given = [name for name, value in flags_by_name.items() if value]
+  if len(given) != 1:
+    names = ' or '.join(f'--{n}' for n in flags_by_name)
+    raise ValueError(f'expected exactly one of {names}, got '
+                     f'{", ".join("--" + g for g in given) or "none"}')
+  return given[0]
+
+
+def require(**flags_by_name) -> None:
+  """Raises ValueError naming every empty flag among ``flags_by_name``."""
+  missing = [f'--{n}' for n, v in flags_by_name.items() if v in (None, '')]
+  if missing:
+    raise ValueError(f'missing required flag(s): {", ".join(missing)}')
