@@ -105,6 +105,10 @@ class AWAConfig:
   # AdamW epsilon of PyTorch's AdamW, which the authors use.
   epsilon: float = 1e-8
   all_parameters: bool = False
+  # AWA: update the generator with the weights from before this step's phi
+  # update and reuse its gradient as the look-ahead direction (one backward
+  # pass through VGG fewer; the weights lag Algorithm 1 by one step).
+  reuse_generator_gradient: bool = False
   # Baselines: AdaLoss running-mean momentum (Hu et al.), GradNorm's
   # restoring-force exponent alpha (Chen et al., 1.5 in their NYUv2 runs).
   adaloss_momentum: float = 0.99

@@ -1,0 +1,172 @@
+"""Tests of inpaint_tf.perceptual: VGG features, TPL/TSL terms and weights."""
+
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from inpaint_tf import perceptual
+from inpaint_tf.config import AWAConfig
+
+
+def _images(seed, shape=(2, 32, 32)):
+  rng = np.random.default_rng(seed)
+  gt = rng.uniform(-1, 1, shape + (3,)).astype(np.float32)
+  pred = np.clip(gt + rng.normal(0, 0.3, gt.shape), -1, 1).astype(np.float32)
+  mask = np.zeros(shape + (1,), np.float32)
+  mask[:, 8:24, 4:20] = 1.0
+  return tf.constant(pred), tf.constant(gt), tf.constant(mask)
+
+
+def _np_gram(f):
+  b, h, w, c = f.shape
+  flat = f.reshape(b, h * w, c).astype(np.float64)
+  return np.einsum('bnc,bnd->bcd', flat, flat) / (c * h * w)
+
+
+class VGGFeaturesTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    tf.keras.utils.set_random_seed(1)
+    cls.vgg = perceptual.VGGFeatures(weights=None)
+
+  def test_loads_keras_weights_file_and_matches_keras_vgg16(self):
+    keras_vgg = tf.keras.applications.VGG16(
+        include_top=False, weights=None, input_shape=(None, None, 3))
+    path = os.path.join(self.get_temp_dir(), 'vgg16_notop.h5')
+    keras_vgg.save_weights(path)
+    vgg = perceptual.VGGFeatures(weights=path)
+    pred, _, _ = _images(0, (2, 32, 48))
+    reference = tf.keras.Model(
+        keras_vgg.input,
+        [keras_vgg.get_layer(n).output for n in perceptual.FEATURE_LAYERS])(
+            tf.keras.applications.vgg16.preprocess_input((pred + 1.0) * 127.5))
+    got = vgg(pred)
+    for g, r, c, s in zip(got, reference, (64, 128, 256), (2, 4, 8)):
+      self.assertEqual(g.shape, (2, 32 // s, 48 // s, c))
+      self.assertAllClose(g, r, rtol=1e-5, atol=1e-4)
+    self.assertEqual(vgg.trainable_weights, [])
+
+  def test_missing_weights_raise_one_clear_error(self):
+    old = os.environ.get('KERAS_HOME')
+    os.environ['KERAS_HOME'] = self.get_temp_dir()
+    try:
+      fallback = os.path.join('/tmp', '.keras', 'models',
+                              perceptual.VGG16_NOTOP_FILE)
+      if not os.path.exists(fallback):
+        with self.assertRaisesRegex(FileNotFoundError,
+                                    'vgg16_weights_tf_dim_ordering.*'
+                                    + os.path.join(self.get_temp_dir(),
+                                                   'models')):
+          perceptual.VGGFeatures()
+    finally:
+      if old is None:
+        del os.environ['KERAS_HOME']
+      else:
+        os.environ['KERAS_HOME'] = old
+    with self.assertRaisesRegex(FileNotFoundError, 'vgg_weights: no such'):
+      perceptual.VGGFeatures(weights='/nonexistent/vgg.h5')
+
+  def test_weights_file_without_vgg_layers_is_rejected(self):
+    path = os.path.join(self.get_temp_dir(), 'other.h5')
+    model = tf.keras.Sequential([tf.keras.layers.Dense(2, name='dense')])
+    model.build((None, 3))
+    model.save_weights(path)
+    with self.assertRaisesRegex(ValueError, 'lacks VGG-16 layers'):
+      perceptual.VGGFeatures(weights=path)
+
+  def test_config_round_trip(self):
+    config = self.vgg.get_config()
+    self.assertIsNone(config['weights'])
+    clone = perceptual.VGGFeatures.from_config(config)
+    self.assertEqual(clone.get_config(), config)
+
+  def test_bad_input_names_argument(self):
+    with self.assertRaisesRegex(ValueError, 'images: expected'):
+      self.vgg(tf.zeros([1, 16, 16, 4]))
+    pred, gt, mask = _images(1)
+    with self.assertRaisesRegex(ValueError, 'mask: expected'):
+      perceptual.perceptual_style_terms(self.vgg, pred, gt, mask[..., 0])
+
+  def test_gram_matrix_matches_numpy(self):
+    f = np.random.default_rng(2).normal(size=(2, 3, 5, 4)).astype(np.float32)
+    self.assertAllClose(perceptual.gram_matrix(tf.constant(f)), _np_gram(f),
+                        rtol=1e-5, atol=1e-6)
+
+  def test_terms_match_independent_computation(self):
+    pred, gt, mask = _images(3)
+    terms = perceptual.perceptual_style_terms(self.vgg, pred, gt, mask)
+    self.assertLen(terms, 6)
+    m = mask.numpy()
+    comp = pred.numpy() * m + gt.numpy() * (1 - m)
+    f_out = [f.numpy().astype(np.float64) for f in self.vgg(pred)]
+    f_comp = [f.numpy().astype(np.float64) for f in self.vgg(comp)]
+    f_gt = [f.numpy().astype(np.float64) for f in self.vgg(gt)]
+    expected = []
+    for a, b, c in zip(f_out, f_comp, f_gt):
+      expected.append(np.abs(a - c).mean() + np.abs(b - c).mean())
+    for a, b, c in zip(f_out, f_comp, f_gt):
+      expected.append(np.abs(_np_gram(a) - _np_gram(c)).mean() +
+                      np.abs(_np_gram(b) - _np_gram(c)).mean())
+    self.assertAllClose(tf.stack(terms), expected, rtol=1e-4)
+
+  def test_directional_derivatives_match_reverse_mode(self):
+    pred, gt, mask = _images(4)
+    tangent = tf.random.stateless_normal(pred.shape, seed=[4, 2])
+    with tf.GradientTape(persistent=True) as tape:
+      tape.watch(pred)
+      terms = perceptual.perceptual_style_terms(self.vgg, pred, gt, mask)
+    expected = [tf.reduce_sum(tape.gradient(t, pred) * tangent)
+                for t in terms]
+    got = terms.directional_derivatives(tangent)
+    scale = max(float(tf.reduce_max(tf.abs(expected))), 1e-12)
+    self.assertAllClose(got / scale, tf.stack(expected) / scale, atol=1e-4)
+    self.assertIs(terms.pred, pred)
+
+
+class TunableWeightsTest(tf.test.TestCase):
+
+  def test_tpl_tsl_start_at_standard_weights_and_are_bounded(self):
+    config = AWAConfig()
+    weights = perceptual.tpl_tsl_weights(config)
+    base = [config.perceptual_base] * 3 + [config.style_base] * 3
+    scale = [config.perceptual_scale] * 3 + [config.style_scale] * 3
+    self.assertAllClose(weights(), base, rtol=1e-6)
+    self.assertAllClose(weights.phi[:3], [config.phi_init[0]] * 3)
+    self.assertAllClose(weights.phi[3:], [config.phi_init[1]] * 3)
+    self.assertEqual(weights.names, perceptual.TERM_NAMES)
+    weights.phi.assign([50.0] * 6)
+    self.assertAllClose(weights(), np.multiply(base, scale), rtol=1e-6)
+    weights.phi.assign([-50.0] * 6)
+    self.assertAllClose(weights(), np.zeros(6), atol=1e-12)
+    weights.reset()
+    self.assertAllClose(weights(), base, rtol=1e-6)
+    # sigmoid(-log(s - 1)) = 1 / s for the generic form too.
+    generic = perceptual.TunableWeights([2.0], [5.0])
+    self.assertAllClose(generic.phi, [-math.log(4.0)])
+    self.assertEqual(generic.names, ('term_1',))
+
+  def test_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, 'scale: expected values > 1'):
+      perceptual.TunableWeights([1.0, 1.0], [3.0, 1.0])
+    with self.assertRaisesRegex(ValueError, 'scale: expected 2 values'):
+      perceptual.TunableWeights([1.0, 1.0], [3.0])
+
+  def test_tunable_loss_is_weighted_sum(self):
+    vgg = perceptual.VGGFeatures(weights=None)
+    loss = perceptual.TunableAuxiliaryLoss(vgg=vgg)
+    pred, gt, mask = _images(5)
+    terms = tf.stack(loss.terms(pred, gt, mask))
+    config = AWAConfig()
+    standard = (config.perceptual_base * tf.reduce_sum(terms[:3]) +
+                config.style_base * tf.reduce_sum(terms[3:]))
+    self.assertAllClose(loss(pred, gt, mask), standard, rtol=1e-5)
+    self.assertAllClose(loss(pred, gt, mask, weights=tf.ones(6)),
+                        tf.reduce_sum(terms), rtol=1e-5)
+
+
+if __name__ == '__main__':
+  tf.test.main()
