@@ -175,8 +175,11 @@ def image_status(contents: tf.Tensor) -> tf.Tensor:
                   STATUS_UNKNOWN_FORMAT)
 
 
-def pair(name: str, value: Size) -> Tuple[int, int]:
-  """Turns an int or (height, width) into a pair of positive ints."""
+def pair(name: str, value: Size, allow_zero: bool = False) -> Tuple[int, int]:
+  """Turns an int or (height, width) into a pair of positive ints.
+
+  With ``allow_zero`` the ints may also be 0 (margins, deltas).
+  """
   if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
     out = (int(value), int(value))
   else:
@@ -184,8 +187,9 @@ def pair(name: str, value: Size) -> Tuple[int, int]:
       out = tuple(int(v) for v in value)
     except TypeError:
       out = ()
-  if len(out) != 2 or min(out) <= 0:
-    raise ValueError(f'{name}: expected a positive int or (height, width) '
+  if len(out) != 2 or min(out) < (0 if allow_zero else 1):
+    kind = 'non-negative' if allow_zero else 'positive'
+    raise ValueError(f'{name}: expected a {kind} int or (height, width) '
                      f'pair, got {value!r}')
   return out
 

@@ -56,20 +56,6 @@ OTHER_BIN = 'other'
 _MIN_BRUSH_WIDTH = 10
 
 
-def _nonneg_pair(name: str, value: Pair) -> Tuple[int, int]:
-  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-    out = (int(value), int(value))
-  else:
-    try:
-      out = tuple(int(v) for v in value)
-    except TypeError:
-      out = ()
-  if len(out) != 2 or min(out) < 0:
-    raise ValueError(f'{name}: expected a non-negative int or (height, width) '
-                     f'pair, got {value!r}')
-  return out
-
-
 def _check_image_size(height: int, width: int) -> Tuple[int, int]:
   for name, value in (('height', height), ('width', width)):
     if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
@@ -82,8 +68,8 @@ def _check_square_args(height, width, hole_size, margin, max_delta):
   """Validates square-hole arguments; returns them as int pairs."""
   size = _check_image_size(height, width)
   hole = image_io.pair('hole_size', hole_size)
-  margin = _nonneg_pair('margin', margin)
-  delta = _nonneg_pair('max_delta', max_delta)
+  margin = image_io.pair('margin', margin, allow_zero=True)
+  delta = image_io.pair('max_delta', max_delta, allow_zero=True)
   for axis, name in enumerate(('height', 'width')):
     if hole[axis] + 2 * margin[axis] > size[axis]:
       raise ValueError(
