@@ -1,0 +1,395 @@
+"""Tests of inpaint_tf.training and tools/train.py.
+
+The MirroredStrategy and resume-equality tests, which need a fresh process,
+are in test_training_distributed.py.
+"""
+
+import csv
+import dataclasses
+import glob
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from inpaint_tf import config as config_lib
+from inpaint_tf import losses
+from inpaint_tf import training
+import training_testutil as util
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _events(log_dir):
+  """{tag: [(step, value)]} of the scalar and image summaries in tb/."""
+  out = {}
+  for path in sorted(glob.glob(os.path.join(log_dir, 'tb', 'events.*'))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.metadata.plugin_data.plugin_name == 'images':
+          item = 'image'
+        else:
+          item = float(tf.make_ndarray(value.tensor))
+        out.setdefault(value.tag, []).append((event.step, item))
+  return out
+
+
+def _variables(model):
+  return [v.numpy() for v in model.weights]
+
+
+class _TrainingTestCase(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp()
+    cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
+    cls.images = util.write_images(os.path.join(cls.root, 'images'))
+    cls.dataset_fn = staticmethod(training.make_dataset_fn(
+        cls.images, util.IMAGE_SIZE, 2, util.MASK_CONFIG, seed=0))
+
+
+class DatasetFnTest(_TrainingTestCase):
+
+  def test_start_continues_the_stream(self):
+    batches = list(self.dataset_fn(0).take(4))
+    later = list(self.dataset_fn(2).take(2))
+    for a, b in zip(batches[2:], later):
+      self.assertAllEqual(a['image'], b['image'])
+      self.assertAllEqual(a['mask'], b['mask'])
+    first = batches[0]
+    self.assertEqual(first['image'].shape, (2, 32, 32, 3))
+    self.assertEqual(first['mask'].shape, (2, 32, 32, 1))
+    # Square holes of 12..16 pixels a side.
+    sides = np.sqrt(np.sum(first['mask'].numpy(), axis=(1, 2, 3)))
+    self.assertTrue(np.all((sides >= 12) & (sides <= 16)), sides)
+
+  def test_bad_data(self):
+    with self.assertRaisesRegex(ValueError, r'^data: .*not found'):
+      training.make_dataset_fn(os.path.join(self.root, 'missing'), 32, 2,
+                               util.MASK_CONFIG, seed=0)
+    empty = os.path.join(self.root, 'empty')
+    os.makedirs(empty, exist_ok=True)
+    with self.assertRaisesRegex(ValueError, r'^data: '):
+      training.make_dataset_fn(empty, 32, 2, util.MASK_CONFIG, seed=0)
+    folder = dataclasses.replace(util.MASK_CONFIG, mask_type='folder')
+    with self.assertRaisesRegex(ValueError, r'^mask_dir: '):
+      training.make_dataset_fn(self.images, 32, 2, folder, seed=0)
+    with self.assertRaisesRegex(ValueError, r'^mask_dir: '):
+      training.make_dataset_fn(self.images, 32, 2, util.MASK_CONFIG, seed=0,
+                               mask_dir=self.images)
+
+  def test_skimage_demo_crops(self):
+    dataset_fn = training.make_dataset_fn(
+        training.SKIMAGE_DATA, 32, 3, util.MASK_CONFIG, seed=1)
+    batch = next(iter(dataset_fn(0)))
+    self.assertEqual(batch['image'].shape, (3, 32, 32, 3))
+    self.assertBetween(float(tf.reduce_min(batch['image'])), -1.0, 1.0)
+
+
+class TrainLoopTest(_TrainingTestCase):
+  """A GEPE-Net run of three steps: one pretraining, two adversarial."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.log_dir = os.path.join(cls.root, 'run')
+    cls.kwargs = util.tiny_trainer_kwargs(n_critic=2, pretrain_steps=1)
+    cls.kwargs['train_config'] = dataclasses.replace(
+        cls.kwargs['train_config'], image_every=2, checkpoint_every=2)
+    cls.progress = io.StringIO()
+    tf.keras.utils.set_random_seed(0)
+    cls.trainer = training.Trainer(cls.log_dir, cls.dataset_fn,
+                                   progress_stream=cls.progress, **cls.kwargs)
+    cls.last = cls.trainer.train(3)
+    cls.events = _events(cls.log_dir)
+
+  def test_counters_and_checkpoints(self):
+    # 1 batch for the pretraining step, n_critic + 1 for each other step.
+    self.assertEqual(int(self.trainer.step.numpy()), 3)
+    self.assertEqual(int(self.trainer.batches.numpy()), 1 + 2 * 3)
+    self.assertEqual(
+        sorted(os.path.basename(p) for p in
+               glob.glob(os.path.join(self.log_dir, 'ckpt', '*.index'))),
+        ['ckpt-2.index', 'ckpt-3.index'])
+    self.assertTrue(os.path.isfile(os.path.join(self.log_dir,
+                                                'generator.json')))
+
+  def test_generator_total_is_eq10(self):
+    last = self.last
+    loss = config_lib.LossConfig()
+    expected = (loss.gamma_svw * last['svw'] + loss.gamma_igl * last['igl'] +
+                loss.gamma_adv * (last['adv_local'] + last['adv_global']))
+    self.assertAllClose(last['g_total'], expected, rtol=1e-5)
+    self.assertAllClose(last['igl/weight'], loss.gamma_igl)
+    expected_d = (last['d_local'] + last['d_global'] + loss.theta_gp *
+                  (last['gp_local'] + last['gp_global']))
+    self.assertAllClose(last['d_total'], expected_d, rtol=1e-5)
+
+  def test_tensorboard(self):
+    events = self.events
+    for term in ('svw', 'igl', 'adv_local', 'adv_global', 'd_local',
+                 'd_global', 'gp_local', 'gp_global', 'g_total', 'd_total'):
+      self.assertIn(f'loss/{term}', events)
+    # Raw and weighted values of every term; pretraining has no critics.
+    self.assertEqual([s for s, _ in events['loss/svw']], [1, 2, 3])
+    self.assertEqual([s for s, _ in events['loss/adv_local']], [2, 3])
+    step, gp = events['loss/gp_global'][-1]
+    self.assertAllClose(dict(events['weighted/gp_global'])[step], 10.0 * gp,
+                        rtol=1e-5)
+    self.assertAllClose(dict(events['weight/igl'])[3], 0.08)
+    self.assertIn('perf/images_per_sec', events)
+    self.assertIn('grad/g_grad_norm', events)
+    self.assertEqual([s for s, _ in events['masked|output|completed|truth']],
+                     [2, 3])
+
+  def test_progress_bar(self):
+    text = self.progress.getvalue()
+    self.assertIn('3/3', text)
+    self.assertIn('img/s', text)
+    self.assertIn('ETA', text)
+    self.assertIn('svw', text)
+
+  def test_restore_in_new_trainer(self):
+    resumed = training.Trainer(self.log_dir, self.dataset_fn,
+                               progress_stream=False, **self.kwargs)
+    self.assertTrue(resumed.restored_from.endswith('ckpt-3'))
+    self.assertEqual(int(resumed.step.numpy()), 3)
+    self.assertEqual(int(resumed.batches.numpy()), 7)
+    for a, b in zip(_variables(self.trainer.generator),
+                    _variables(resumed.generator)):
+      self.assertAllEqual(a, b)
+    for a, b in zip(self.trainer.g_optimizer.variables,
+                    resumed.g_optimizer.variables):
+      self.assertAllEqual(a, b)
+    self.assertEqual(resumed.train(3), {})  # Nothing left to do.
+
+  def test_other_generator_in_same_log_dir(self):
+    kwargs = dict(self.kwargs, generator_config=dataclasses.replace(
+        self.kwargs['generator_config'], variant='snet'))
+    with self.assertRaisesRegex(ValueError, 'log_dir: .*another generator'):
+      training.Trainer(self.log_dir, self.dataset_fn, progress_stream=False,
+                       **kwargs)
+
+
+def _nan_after(dataset_fn, first_bad):
+  """Wraps a DatasetFn: images become NaN from batch ``first_bad`` on."""
+
+  def wrapped(start):
+    def poison(index, batch):
+      nan = tf.fill(tf.shape(batch['image']), np.float32(np.nan))
+      image = tf.where(index >= first_bad, nan, batch['image'])
+      return {'image': image, 'mask': batch['mask']}
+    return dataset_fn(start).enumerate(start).map(poison)
+
+  return wrapped
+
+
+class StepsTest(_TrainingTestCase):
+  """Single updates of an S-Net trainer against independent computations."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.log_dir = os.path.join(cls.root, 'steps')
+    kwargs = util.tiny_trainer_kwargs(variant='snet', pretrain_steps=100)
+    kwargs['train_config'] = dataclasses.replace(kwargs['train_config'],
+                                                 checkpoint_every=1)
+    tf.keras.utils.set_random_seed(1)
+    cls.trainer = training.Trainer(
+        cls.log_dir, _nan_after(cls.dataset_fn, first_bad=1),
+        progress_stream=False, **kwargs)
+    cls.batch = next(iter(cls.dataset_fn(0)))
+
+  def test_steps(self):
+    trainer, batch = self.trainer, self.batch
+    images, masks = batch['image'], batch['mask']
+    generator = trainer.generator
+    loss_config = trainer.loss_config
+    opt = trainer.optimizer_config
+
+    # Gradient of Eq. 10 without IGL and critics (S-Net, pretraining),
+    # written out with the losses module.
+    with tf.GradientTape() as tape:
+      pred = generator((images * (1.0 - masks), masks))
+      weights = losses.spatial_variant_weights(
+          masks, size=loss_config.svw_size, sigma=loss_config.svw_sigma,
+          iterations=loss_config.svw_iterations)
+      loss = loss_config.gamma_svw * losses.svw_reconstruction_loss(
+          images, pred, weights)
+    grads = tape.gradient(loss, generator.trainable_variables)
+    before = [v.numpy() for v in generator.trainable_variables]
+    critics = _variables(trainer.local_critic) + _variables(
+        trainer.global_critic)
+
+    scalars = trainer.generator_step(batch, adversarial=False)
+    self.assertAllClose(scalars['svw'], loss / loss_config.gamma_svw)
+    self.assertNotIn('adv_local', scalars)
+    # Adam's first step (Keras: epsilon added to the uncorrected sqrt(v)):
+    # lr * g / (|g| + eps / sqrt(1 - beta_2)).
+    eps = trainer.g_optimizer.epsilon / np.sqrt(1.0 - opt.beta_2)
+    for v, b, g in zip(generator.trainable_variables, before, grads):
+      g = g.numpy()
+      expected = b - opt.learning_rate * g / (np.abs(g) + eps)
+      self.assertAllClose(v.numpy(), expected, atol=opt.learning_rate * 1e-3,
+                          rtol=0)
+    for a, b in zip(critics, _variables(trainer.local_critic) +
+                    _variables(trainer.global_critic)):
+      self.assertAllEqual(a, b)  # Critics untouched by the generator step.
+
+    generator_now = _variables(generator)
+    scalars = trainer.critic_step(batch)
+    for key in ('d_local', 'd_global', 'gp_local', 'gp_global', 'd_total',
+                'd_grad_norm'):
+      self.assertTrue(np.isfinite(scalars[key].numpy()), key)
+    for a, b in zip(generator_now, _variables(generator)):
+      self.assertAllEqual(a, b)  # Generator untouched by the critic step.
+    for old, v in zip(critics, trainer.local_critic.weights +
+                      trainer.global_critic.weights):
+      # The WGAN loss and the penalty do not depend on the output bias.
+      if 'kernel' in v.name:
+        self.assertNotAllClose(old, v.numpy(), msg=v.name)
+
+    # Training: batch 0 is fine (checkpointed), batch 1 is NaN.
+    trainer.train(1)
+    with self.assertRaises(training.NonFiniteLossError) as ctx:
+      trainer.train(5)
+    self.assertEqual(ctx.exception.term, 'svw')
+    self.assertEqual(ctx.exception.step, 2)
+    self.assertIn("'svw'", str(ctx.exception))
+    self.assertIn('ckpt-1', str(ctx.exception))
+    self.assertEqual(
+        [os.path.basename(p) for p in
+         glob.glob(os.path.join(self.log_dir, 'ckpt', '*.index'))],
+        ['ckpt-1.index'])
+
+
+class AuxiliaryLossTest(_TrainingTestCase):
+
+  def test_awa_weights_logged(self):
+    log_dir = os.path.join(self.root, 'awa')
+    kwargs = util.tiny_trainer_kwargs(variant='snet', pretrain_steps=100)
+    tf.keras.utils.set_random_seed(2)
+    trainer = training.Trainer(
+        log_dir, self.dataset_fn, aux_losses='tpl_tsl', reweight='awa',
+        awa_config=dataclasses.replace(config_lib.AWAConfig(),
+                                       guidance='mae'),
+        vgg_weights=None, progress_stream=False, **kwargs)
+    self.assertTrue(trainer.needs_guidance)
+    last = trainer.train(2)
+    # Batch and guidance batch per step.
+    self.assertEqual(int(trainer.batches.numpy()), 4)
+    awa = config_lib.AWAConfig()
+    total = last['svw'] + sum(last[f'{n}/weight'] * last[n] for n in (
+        'perc_1', 'perc_2', 'perc_3', 'style_1', 'style_2', 'style_3'))
+    self.assertAllClose(last['g_total'], total, rtol=1e-4)
+    with open(os.path.join(log_dir, 'weights.csv')) as f:
+      rows = list(csv.reader(f))
+    self.assertEqual(rows[0], ['step', 'w_perc_1', 'w_perc_2', 'w_perc_3',
+                               'w_style_1', 'w_style_2', 'w_style_3'])
+    self.assertEqual([r[0] for r in rows[1:]], ['1', '2'])
+    weights = np.array(rows[2][1:], np.float64)
+    self.assertAllClose(weights[:3], [awa.perceptual_base] * 3, rtol=0.05)
+    self.assertAllClose(weights[3:], [awa.style_base] * 3, rtol=0.05)
+    self.assertFalse(np.allclose(weights[:3], awa.perceptual_base, rtol=1e-7))
+    self.assertAllClose(weights, [last[f'{n}/weight'] for n in (
+        'perc_1', 'perc_2', 'perc_3', 'style_1', 'style_2', 'style_3')])
+    self.assertIn('aux_weight/w_style_3', _events(log_dir))
+    self.assertIn('reweight/guidance', last)
+
+  def test_weights_log_truncates_rows_after_checkpoint(self):
+    path = os.path.join(self.root, 'weights.csv')
+    log = training.WeightsLog(path, ['w_a', 'w_b'])
+    for step in (1, 2, 3):
+      log.append(step, [0.5 * step, 1.0])
+    log.truncate_after(2)
+    log.append(3, [9.0, 9.0])
+    with open(path) as f:
+      rows = list(csv.reader(f))
+    self.assertEqual(rows, [['step', 'w_a', 'w_b'], ['1', '0.5', '1'],
+                            ['2', '1', '1'], ['3', '9', '9']])
+
+
+class MixedPrecisionTest(_TrainingTestCase):
+
+  def test_float16_with_loss_scaling(self):
+    kwargs = util.tiny_trainer_kwargs(variant='snet', n_critic=1,
+                                      pretrain_steps=0)
+    kwargs['train_config'] = dataclasses.replace(kwargs['train_config'],
+                                                 mixed_precision=True)
+    trainer = training.Trainer(os.path.join(self.root, 'mixed'),
+                               self.dataset_fn, progress_stream=False,
+                               **kwargs)
+    self.assertEqual(trainer.generator.compute_dtype, 'float16')
+    self.assertEqual(trainer.global_critic.compute_dtype, 'float16')
+    self.assertEqual(trainer.generator.weights[0].dtype, tf.float32)
+    self.assertEqual(tf.keras.mixed_precision.global_policy().name,
+                     'float32')  # The global policy is left as it was.
+    self.assertIsInstance(trainer.g_optimizer,
+                          tf.keras.mixed_precision.LossScaleOptimizer)
+    # Early updates may overflow and be skipped while the dynamic loss scale
+    # comes down (that is not a non-finite loss); the losses stay finite.
+    last = trainer.train(2)
+    for key in ('svw', 'adv_local', 'adv_global', 'd_total'):
+      self.assertTrue(np.isfinite(last[key]), key)
+    for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+      self.assertBetween(float(optimizer.loss_scale.numpy()), 1.0, 2.0**15)
+
+
+class ProgressBarTest(tf.test.TestCase):
+
+  def test_line(self):
+    stream = io.StringIO()
+    bar = training.ProgressBar(100, stream=stream, every=50)
+    for step in (1, 50, 51, 100):
+      bar.update(step, {'svw': 0.123456, 'g_total': 2.0}, 12.34, 3725.0)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    self.assertLen(lines, 2)  # Not a terminal: every 50 steps and the end.
+    self.assertEqual(
+        lines[0], '[##########..........] 50/100 svw 0.1235 g_total 2 | '
+        '12.3 img/s | ETA 1:02:05')
+    self.assertIn('100/100', lines[1])
+
+
+class ToolTest(_TrainingTestCase):
+
+  def _run(self, *args):
+    return subprocess.run([sys.executable, '-m', 'tools.train', *args],
+                          cwd=_ROOT, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+  def test_demo_flagfile_with_overrides(self):
+    log_dir = os.path.join(self.root, 'tool_run')
+    proc = self._run(
+        '--flagfile=flags/demo.cfg', f'--data={self.images}',
+        f'--log_dir={log_dir}', '--max_steps=2', '--image_size=32',
+        '--cnum=4', '--batch_size=2', '--pretrain_steps=1',
+        '--local_filters=4,4,4,4', '--global_filters=4,4,4,4')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertIn('2/2', proc.stderr)
+    self.assertTrue(os.path.isfile(os.path.join(log_dir, 'ckpt',
+                                                'ckpt-2.index')))
+    # 32x32 images: the paper's sizes scaled by 32/256, given by the flags.
+    with open(os.path.join(log_dir, 'generator.json')) as f:
+      self.assertIn('"cnum": 4', f.read())
+
+  def test_missing_data_folder(self):
+    proc = self._run('--flagfile=flags/demo.cfg',
+                     f'--data={os.path.join(self.root, "nothing")}',
+                     f'--log_dir={os.path.join(self.root, "bad_run")}')
+    self.assertEqual(proc.returncode, 1)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1, proc.stderr)
+    self.assertRegex(lines[0], r"^error: data: expected an existing folder .*"
+                     r"nothing' \(not found\)$")
+
+
+if __name__ == '__main__':
+  tf.test.main()

@@ -1,0 +1,143 @@
+"""Runs the trainer under op determinism and reports weight differences.
+
+Run as a script (``python tests/training_determinism_main.py IMAGE_DIR
+WORK_DIR``) by ``tests/test_training_distributed.py``: the two logical CPU
+devices that MirroredStrategy needs must be configured before TensorFlow
+runs any op, and op determinism is process-wide, so neither can happen in
+the pytest process. Prints one JSON object:
+
+* ``mirrored_max_diff``: largest |difference| between the generator and
+  critic weights after two steps on two replicas and on one device (same
+  global batch, seed and data);
+* ``mirrored_loss_diff``: largest |difference| of the reported losses;
+* ``resume_max_diff``: largest |difference| of every checkpointed variable
+  (models, optimiser slots, counters) between a run of four steps and a run
+  stopped after two, restored by a new trainer and continued to four;
+* ``awa_max_diff``, ``awa_scalar_rel_diff``: the same comparison of one
+  step with TPL/TSL reweighted by AWA (weights and phi; logged values).
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+import tensorflow as tf
+
+_CPU = tf.config.list_physical_devices('CPU')[0]
+tf.config.set_logical_device_configuration(
+    _CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inpaint_tf import config as config_lib
+from inpaint_tf import training
+import training_testutil as util
+
+BATCH = 4
+SEED = 3
+
+
+def make_trainer(log_dir, dataset_fn, strategy):
+  # Same initial weights for every trainer.
+  tf.keras.utils.set_random_seed(SEED)
+  # A larger step than the paper's makes differences easier to see.
+  return training.Trainer(
+      log_dir, dataset_fn, strategy=strategy, progress_stream=False,
+      **util.tiny_trainer_kwargs(batch_size=BATCH, seed=SEED,
+                                 learning_rate=1e-3, n_critic=1,
+                                 pretrain_steps=0))
+
+
+def model_weights(trainer):
+  return [v.numpy() for v in trainer.generator.weights +
+          trainer.local_critic.weights + trainer.global_critic.weights]
+
+
+def checkpoint_values(log_dir):
+  path = tf.train.latest_checkpoint(os.path.join(log_dir, 'ckpt'))
+  reader = tf.train.load_checkpoint(path)
+  return {name: reader.get_tensor(name)
+          for name, _ in tf.train.list_variables(path)
+          if name != '_CHECKPOINTABLE_OBJECT_GRAPH'}
+
+
+def max_diff(a, b):
+  return max(float(np.max(np.abs(np.asarray(x, np.float64) -
+                                 np.asarray(y, np.float64))))
+             if np.size(x) else 0.0 for x, y in zip(a, b))
+
+
+def main(image_dir, work_dir):
+  training.configure_determinism(SEED, deterministic=True)
+  dataset_fn = training.make_dataset_fn(image_dir, util.IMAGE_SIZE, BATCH,
+                                        util.MASK_CONFIG, seed=SEED)
+
+  # One device: two steps (checkpointed), then on to four.
+  single_dir = os.path.join(work_dir, 'single')
+  single = make_trainer(single_dir, dataset_fn, tf.distribute.get_strategy())
+  single_scalars = single.train(2)
+  single_weights = model_weights(single)
+  stopped_dir = os.path.join(work_dir, 'stopped')
+  shutil.copytree(single_dir, stopped_dir)
+  single.train(4)
+
+  # The same two steps on two replicas.
+  # One strategy object for the process (like a training run).
+  two_replicas = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+  mirrored = make_trainer(os.path.join(work_dir, 'mirrored'), dataset_fn,
+                          two_replicas)
+  assert mirrored.num_replicas == 2
+  mirrored_scalars = mirrored.train(2)
+  keys = [k for k in single_scalars if not k.startswith('perf/')]
+
+  # A new trainer resumes the run stopped after two steps.
+  resumed = make_trainer(stopped_dir, dataset_fn, tf.distribute.get_strategy())
+  assert int(resumed.step.numpy()) == 2, resumed.step.numpy()
+  resumed.train(4)
+  straight = checkpoint_values(single_dir)
+  again = checkpoint_values(stopped_dir)
+  assert sorted(straight) == sorted(again)
+  names = sorted(straight)
+
+  # AWA (MAE guidance, random VGG): one step on one device and on two
+  # replicas; the reweighter sums its statistics over replicas.
+  awa_scalars, awa_weights = [], []
+  for name, strategy in (('awa_single', tf.distribute.get_strategy()),
+                         ('awa_mirrored', two_replicas)):
+    tf.keras.utils.set_random_seed(SEED)
+    trainer = training.Trainer(
+        os.path.join(work_dir, name), dataset_fn, strategy=strategy,
+        aux_losses='tpl_tsl', reweight='awa', vgg_weights=None,
+        awa_config=dataclasses.replace(config_lib.AWAConfig(),
+                                       guidance='mae'),
+        progress_stream=False,
+        **util.tiny_trainer_kwargs(variant='snet', batch_size=BATCH,
+                                   seed=SEED, pretrain_steps=1))
+    awa_scalars.append(trainer.train(1))
+    awa_weights.append(model_weights(trainer) +
+                       [trainer.auxiliary.tunable.phi.numpy()])
+  awa_keys = [k for k in awa_scalars[0] if not k.startswith('perf/')]
+
+  print(json.dumps({
+      'awa_max_diff': max_diff(*awa_weights),
+      'awa_scalar_rel_diff': max(
+          abs(awa_scalars[0][k] - awa_scalars[1][k]) /
+          max(1.0, abs(awa_scalars[0][k])) for k in awa_keys),
+      'replicas': mirrored.num_replicas,
+      'mirrored_max_diff': max_diff(single_weights, model_weights(mirrored)),
+      'mirrored_loss_diff': max(abs(single_scalars[k] - mirrored_scalars[k])
+                                for k in keys),
+      'resume_variables': len(names),
+      'resume_max_diff': max_diff([straight[n] for n in names],
+                                  [again[n] for n in names]),
+      'steps': [int(single.step.numpy()), int(resumed.step.numpy())],
+  }))
+
+
+if __name__ == '__main__':
+  main(sys.argv[1], sys.argv[2])

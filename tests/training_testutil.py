@@ -1,0 +1,52 @@
+"""Shared pieces of the training tests: synthetic images and tiny configs."""
+
+import dataclasses
+import os
+
+import cv2
+import numpy as np
+
+from inpaint_tf import config as config_lib
+from inpaint_tf import training
+
+IMAGE_SIZE = 32
+# Square 16x16 holes (shrunk by up to 2 pixels a side) in 32x32 images.
+MASK_CONFIG = dataclasses.replace(config_lib.MaskConfig(), hole_size=16,
+                                  max_delta=4)
+
+
+def write_images(folder, count=6, height=40, width=48, seed=0):
+  """Writes ``count`` smooth random-colour PNGs into ``folder``."""
+  os.makedirs(folder, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  y, x = np.mgrid[0:height, 0:width] / float(height)
+  for i in range(count):
+    freq = rng.uniform(1.0, 6.0, size=3)
+    phase = rng.uniform(0.0, 6.0, size=3)
+    image = np.stack([np.sin(x * freq[0] + phase[0]),
+                      np.cos(y * freq[1] + phase[1]),
+                      np.sin((x + y) * freq[2] + phase[2])], axis=-1)
+    image = (image * 0.4 + 0.5) * 255 + rng.normal(0.0, 8.0, image.shape)
+    assert cv2.imwrite(os.path.join(folder, f'image_{i}.png'),
+                       image.clip(0, 255).astype(np.uint8))
+  return folder
+
+
+def tiny_trainer_kwargs(variant='gepenet', batch_size=2, seed=0,
+                        learning_rate=None, **optimizer):
+  """Trainer keyword arguments for a 32x32 model small enough for tests."""
+  opt = config_lib.OptimizerConfig()
+  if learning_rate is not None:
+    opt = dataclasses.replace(opt, learning_rate=learning_rate)
+  return dict(
+      generator_config=dataclasses.replace(config_lib.GeneratorConfig(),
+                                           variant=variant, cnum=4),
+      critic_config=dataclasses.replace(
+          config_lib.CriticConfig(), local_size=16, local_filters=(4, 8, 8, 8),
+          global_filters=(4, 8, 8, 8)),
+      loss_config=dataclasses.replace(config_lib.LossConfig(), svw_size=8),
+      optimizer_config=dataclasses.replace(opt, **optimizer),
+      train_config=dataclasses.replace(
+          training.TrainConfig(), image_size=IMAGE_SIZE, batch_size=batch_size,
+          seed=seed, log_every=1, image_every=100, checkpoint_every=100),
+  )
