@@ -151,6 +151,13 @@ def iterative_guidance_loss(
   to trivial (e.g. constant or zero) features that match whatever the input,
   instead of teaching the perception operation to fill the hole.
 
+  The targets still move between steps, because the encoder weights are
+  shared. In short CPU runs from scratch (64x64, lr 3e-4) this moving
+  target made the IGL grow without bound with ``stop_gradient`` while it
+  decreased without it; ``flags/demo.cfg`` therefore trains with
+  ``--noigl_stop_gradient``. Watch ``loss/igl`` when training with the
+  default.
+
   Args:
     features: sequence of [B,h_i,w_i,c_i] float tensors.
     targets: sequence of tensors of the same shapes.

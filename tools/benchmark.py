@@ -10,10 +10,12 @@ a busy machine slows all of them alike; compare ratios within one run.
 
 from __future__ import annotations
 
+from tools import _cli  # pylint: disable=g-bad-import-order  # quiet TF logs
+
+import os
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
-from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
@@ -33,7 +35,8 @@ flags.DEFINE_integer('gen_size', 256, 'Generator: image size.')
 flags.DEFINE_integer('gen_batch', 2, 'Generator: batch size.')
 flags.DEFINE_integer('gen_cnum', 32, 'Generator: base width.')
 flags.DEFINE_string('awa_flagfile', 'flags/demo.cfg',
-                    'AWA: training flagfile whose sizes are measured.')
+                    'AWA: training flagfile whose sizes (image_size, cnum, '
+                    'batch_size, critic filters, n_critic) are measured.')
 
 Timed = Tuple[str, Callable[[], object]]
 
@@ -138,16 +141,74 @@ def generator_section() -> None:
               ('variant', 'ms/step', 'images/s'), rows)
 
 
+def _flagfile_values(path: str) -> Dict[str, str]:
+  """``--name=value`` lines of a flagfile (comments and others ignored)."""
+  values = {}
+  with open(path) as f:
+    for line in f:
+      line = line.strip()
+      if line.startswith('--') and '=' in line:
+        name, value = line[2:].split('=', 1)
+        values[name] = value
+  return values
+
+
 def awa_section() -> None:
-  """AWA training step cost relative to a plain step, at the demo sizes."""
+  """AWA training step cost relative to plain steps, at the demo sizes."""
+  import dataclasses
+  import tempfile
+
+  from inpaint_tf import config as config_lib
+  from inpaint_tf import lpips as lpips_lib
   from inpaint_tf import training
 
-  results = training.benchmark_steps(FLAGS.awa_flagfile, FLAGS.repeats)
-  plain = results['plain']
-  rows = [(name, f'{1000 * t:.0f}', f'{t / plain:.2f}x')
-          for name, t in results.items()]
-  print_table(f'Training step cost ({FLAGS.awa_flagfile})',
-              ('step', 'ms/step', 'cost vs plain'), rows)
+  demo = _flagfile_values(FLAGS.awa_flagfile)
+  size, batch = int(demo['image_size']), int(demo['batch_size'])
+  ints = lambda text: tuple(int(v) for v in text.split(','))
+  rng = np.random.default_rng(0)
+  images = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+  masks = np.zeros((batch, size, size, 1), np.float32)
+  masks[:, size // 4:3 * size // 4, size // 4:3 * size // 4] = 1.
+  element = {'image': tf.constant(images), 'mask': tf.constant(masks)}
+  dataset_fn = lambda start: tf.data.Dataset.from_tensors(element).repeat()
+  work = tempfile.mkdtemp(prefix='benchmark_awa_')
+  lpips_path = os.path.join(work, 'lpips_random.npz')
+  np.savez(lpips_path, **lpips_lib.random_arrays(0))
+  common = dict(
+      generator_config=config_lib.GeneratorConfig(cnum=int(demo['cnum'])),
+      critic_config=config_lib.CriticConfig(
+          local_filters=ints(demo['local_filters']),
+          global_filters=ints(demo['global_filters']), local_size=size // 2),
+      loss_config=config_lib.LossConfig(svw_size=size // 4),
+      optimizer_config=config_lib.OptimizerConfig(
+          n_critic=int(demo['n_critic']), pretrain_steps=0),
+      train_config=training.TrainConfig(image_size=size, batch_size=batch),
+      vgg_weights=None, lpips_weights=lpips_path, progress_stream=False)
+  setups = {
+      'GEPE-Net step (no auxiliary losses)': dict(),
+      'TPL/TSL, fixed weights': dict(aux_losses='tpl_tsl', reweight='fixed'),
+      'TPL/TSL + AWA (LPIPS, output layer)': dict(
+          aux_losses='tpl_tsl', reweight='awa'),
+      'TPL/TSL + AWA (MAE, output layer)': dict(
+          aux_losses='tpl_tsl', reweight='awa',
+          awa_config=dataclasses.replace(config_lib.AWAConfig(),
+                                         guidance='mae')),
+  }
+  variants = []
+  for index, (name, kwargs) in enumerate(setups.items()):
+    trainer = training.Trainer(os.path.join(work, str(index)), dataset_fn,
+                               **common, **kwargs)
+    iterator = trainer.iterator()
+    variants.append((name, lambda t=trainer, it=iterator: t.train_step(it)))
+  times = time_interleaved(variants, FLAGS.repeats)
+  plain = times['GEPE-Net step (no auxiliary losses)']
+  fixed = times['TPL/TSL, fixed weights']
+  rows = [(name, f'{1000 * t:.0f}', f'{t / plain:.2f}x', f'{t / fixed:.2f}x')
+          for name, t in times.items()]
+  print_table(f'Training step (critic + generator), B={batch} {size}x{size}, '
+              f'cnum={demo["cnum"]}',
+              ('step', 'ms/step', 'vs GEPE-Net step', 'vs fixed TPL/TSL'),
+              rows)
 
 
 def main(argv):
@@ -156,11 +217,11 @@ def main(argv):
               'awa': awa_section}
   for name in FLAGS.sections:
     if name not in sections:
-      raise app.UsageError(
+      raise ValueError(
           f'--sections: expected a subset of {sorted(sections)}, got {name!r}')
   for name in FLAGS.sections:
     sections[name]()
 
 
 if __name__ == '__main__':
-  app.run(main)
+  _cli.run_main(main)
