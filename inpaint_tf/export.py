@@ -96,27 +96,30 @@ class InpaintModule(tf.Module):
   def serve(self, image: tf.Tensor, mask: tf.Tensor):
     """uint8 image [N,H,W,3] and mask [N,H,W,1] -> {'inpainted': uint8}."""
     shape_i, shape_m = tf.shape(image), tf.shape(mask)
-    tf.debugging.assert_equal(
+    check = tf.debugging.assert_equal(
         shape_i[:3], shape_m[:3],
         message='mask: expected [N,H,W,1] with the N, H, W of image')
+    # The check must run before any op that would fail on the shapes first.
+    with tf.control_dependencies([check]):
+      image = tf.identity(image)
     return {'inpainted': self._complete(image, mask)}
 
   @tf.function(input_signature=[IMAGES_BYTES_SPEC, MASKS_BYTES_SPEC])
   def serve_bytes(self, images: tf.Tensor, masks: tf.Tensor):
     """[N] encoded images and masks -> {'inpainted_bytes': [N] PNG strings}."""
-    tf.debugging.assert_equal(
+    check = tf.debugging.assert_equal(
         tf.size(images), tf.size(masks),
         message='masks: expected as many masks as images')
+    with tf.control_dependencies([check]):
+      images = tf.identity(images)
 
     def one(pair):
       data, mask_data = pair
       image = tf.io.decode_image(data, channels=3, dtype=tf.uint8,
                                  expand_animations=False)
       mask = decode_mask(mask_data)
-      tf.debugging.assert_equal(
-          tf.shape(image)[:2], tf.shape(mask)[:2],
-          message='masks: expected each mask to have the size of its image')
-      # Calls the traced ``serve`` graph: the generator is traced once.
+      # Calls the traced ``serve`` graph (which checks that the sizes
+      # agree): the generator is traced once.
       out = self.serve(image[None], mask[None])['inpainted'][0]
       return tf.io.encode_png(out)
 
