@@ -53,12 +53,21 @@ def gauss_kernel(size: int = _LOSS.svw_size,
   Returns:
     [size,size] float32 numpy array summing to 1.
   """
+  factor = _kernel_factor(size, sigma)
+  return np.outer(factor, factor).astype(np.float32)
+
+
+def _kernel_factor(size: int, sigma: float) -> np.ndarray:
+  """``v`` with ``gauss_kernel(size, sigma) == outer(v, v)``, float64 [size].
+
+  ``sqrt(outer(p, p)) / sum = outer(sqrt(p), sqrt(p)) / sum(sqrt(p))^2``: the
+  kernel is separable.
+  """
   interval = (2.0 * sigma + 1.0) / size
   edges = np.linspace(-sigma - interval / 2.0, sigma + interval / 2.0,
                       size + 1)
-  profile = np.diff(_normal_cdf(edges))
-  kernel = np.sqrt(np.outer(profile, profile))
-  return (kernel / kernel.sum()).astype(np.float32)
+  root = np.sqrt(np.diff(_normal_cdf(edges)))
+  return root / root.sum()
 
 
 def spatial_variant_weights(mask: tf.Tensor,
@@ -72,7 +81,9 @@ def spatial_variant_weights(mask: tf.Tensor,
   ``M_w = conv(C, g) * M``; ``C = M_w + (1 - M)`` with the kernel ``g`` of
   ``gauss_kernel(size, sigma)`` and SAME zero padding, so hole pixels near
   the known region get weights close to 1 and the weight decays towards the
-  hole's centre.
+  hole's centre. The kernel is separable, so each convolution runs as a
+  column and a row pass (2*size instead of size^2 multiplications per
+  pixel; equal to the 2-D convolution up to float32 rounding).
 
   Args:
     mask: [B,H,W,1] float, 1 = hole.
@@ -87,12 +98,15 @@ def spatial_variant_weights(mask: tf.Tensor,
   if iterations < 1:
     raise ValueError(f'iterations: expected >= 1, got {iterations}')
   mask = tf.cast(mask, tf.float32)
-  kernel = tf.constant(gauss_kernel(size, sigma)[:, :, None, None])
+  factor = _kernel_factor(size, sigma).astype(np.float32)
+  column = tf.constant(factor[:, None, None, None])
+  row = tf.constant(factor[None, :, None, None])
   known = 1.0 - mask
   confidence = known
   weights = None
   for _ in range(iterations):
-    weights = tf.nn.conv2d(confidence, kernel, strides=1, padding='SAME')
+    weights = tf.nn.conv2d(confidence, column, strides=1, padding='SAME')
+    weights = tf.nn.conv2d(weights, row, strides=1, padding='SAME')
     weights = weights * mask
     confidence = weights + known
   return weights
