@@ -14,7 +14,8 @@ import math
 from typing import Tuple
 
 GENERATOR_VARIANTS = ('snet', 'penet', 'gepenet')
-MASK_TYPES = ('square', 'center', 'free_form', 'folder')
+# 'mixed': a square hole or free-form strokes, each with probability 1/2.
+MASK_TYPES = ('square', 'center', 'free_form', 'mixed', 'folder')
 REWEIGHTERS = ('fixed', 'awa', 'adaloss', 'gradnorm', 'gradsim')
 GUIDANCE_METRICS = ('lpips', 'mae')
 

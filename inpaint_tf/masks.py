@@ -24,7 +24,8 @@
 Every mask is float32 ``[H,W,1]`` with 1 = hole, 0 = known. The numpy
 generators draw from a ``np.random.Generator`` and are deterministic given
 its seed; ``make_mask_fn`` wraps them behind one call signature for the data
-pipeline and the evaluation tools. ``square_mask_tf`` is a graph version of
+pipeline and the evaluation tools (its 'mixed' type draws a square hole or
+free-form strokes, half of the time each). ``square_mask_tf`` is a graph version of
 the square holes built from stateless random ops.
 """
 
@@ -446,7 +447,9 @@ def make_mask_fn(mask_config: config_lib.MaskConfig, height: int, width: int,
 
   Args:
     mask_config: ``MaskConfig``; ``mask_type`` is one of
-      ``config.MASK_TYPES``.
+      ``config.MASK_TYPES``. 'mixed' draws a square hole (the square
+      fields) or free-form strokes (the ``ff_*`` fields) with probability
+      1/2 each.
     height: image height.
     width: image width.
     mask_folder: required for ``mask_type == 'folder'``.
@@ -464,20 +467,14 @@ def make_mask_fn(mask_config: config_lib.MaskConfig, height: int, width: int,
   if kind not in config_lib.MASK_TYPES:
     raise ValueError(f'mask_type: expected one of {config_lib.MASK_TYPES}, '
                      f'got {kind!r}')
-  if kind == 'square':
+  if kind in ('square', 'mixed'):
     _check_square_args(height, width, mask_config.hole_size,
                        mask_config.margin, mask_config.max_delta)
 
-    def fn(rng):
+    def square_fn(rng):
       return random_square_mask(height, width, mask_config.hole_size,
                                 mask_config.margin, mask_config.max_delta, rng)
-  elif kind == 'center':
-    fixed = center_square_mask(height, width, mask_config.hole_size)
-
-    def fn(rng):
-      del rng
-      return fixed.copy()
-  elif kind == 'free_form':
+  if kind in ('free_form', 'mixed'):
     kwargs = dict(max_vertex=mask_config.ff_max_vertex,
                   max_length=mask_config.ff_max_length,
                   max_brush_width=mask_config.ff_max_brush_width,
@@ -485,8 +482,23 @@ def make_mask_fn(mask_config: config_lib.MaskConfig, height: int, width: int,
                   parts=mask_config.ff_parts)
     free_form_mask(height, width, np.random.default_rng(0), **kwargs)
 
-    def fn(rng):
+    def free_form_fn(rng):
       return free_form_mask(height, width, rng, **kwargs)
+  if kind == 'square':
+    fn = square_fn
+  elif kind == 'free_form':
+    fn = free_form_fn
+  elif kind == 'mixed':
+
+    def fn(rng):
+      # One draw picks the type, then that generator draws from the same rng.
+      return square_fn(rng) if rng.random() < 0.5 else free_form_fn(rng)
+  elif kind == 'center':
+    fixed = center_square_mask(height, width, mask_config.hole_size)
+
+    def fn(rng):
+      del rng
+      return fixed.copy()
   else:
     if not isinstance(mask_folder, MaskFolder):
       raise ValueError(f'mask_folder: expected a MaskFolder for mask_type '

@@ -307,6 +307,28 @@ class MakeMaskFnTest(tf.test.TestCase):
         masks_lib.free_form_mask(32, 48, np.random.default_rng(4),
                                  max_brush_width=12, parts=2))
 
+  def test_mixed_draws_square_or_free_form(self):
+    cfg = config_lib.MaskConfig(mask_type='mixed', hole_size=16, margin=2,
+                                max_delta=4, ff_parts=2, ff_max_brush_width=12)
+    fn = masks_lib.make_mask_fn(cfg, 32, 48)
+    kinds = []
+    for seed in range(40):
+      # The first draw of the rng picks the type; the rest is the chosen
+      # generator's, from the same rng.
+      rng = np.random.default_rng(seed)
+      square = rng.random() < 0.5
+      if square:
+        expected = masks_lib.random_square_mask(32, 48, 16, 2, 4, rng)
+      else:
+        expected = masks_lib.free_form_mask(32, 48, rng, max_brush_width=12,
+                                            parts=2)
+      np.testing.assert_array_equal(fn(np.random.default_rng(seed)), expected)
+      kinds.append(square)
+    self.assertBetween(np.mean(kinds), 0.2, 0.8)
+    with self.assertRaisesRegex(ValueError, 'hole_size'):
+      masks_lib.make_mask_fn(
+          config_lib.MaskConfig(mask_type='mixed', hole_size=40), 32, 32)
+
   def test_folder(self):
     folder_dir = tempfile.mkdtemp(dir=self.get_temp_dir())
     image = np.zeros((8, 8), np.uint8)
