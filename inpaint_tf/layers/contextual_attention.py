@@ -302,9 +302,11 @@ class ContextualAttention(tf.keras.layers.Layer):
     if mask is not None:
       mask = tf.convert_to_tensor(mask)
     self._check(f, b, mask)
+    # The encoder's p(x, x, m): one set of patches serves both roles.
+    same = b is f
     out_dtype = f.dtype
     f = tf.cast(f, tf.float32)
-    b = tf.cast(b, tf.float32)
+    b = f if same else tf.cast(b, tf.float32)
     r, k = self.rate, self.ksize
     channels = f.shape[-1]
     f_shape = tf.shape(f)
@@ -318,7 +320,7 @@ class ContextualAttention(tf.keras.layers.Layer):
     h, w = f_shape[1] // r, f_shape[2] // r
 
     fg_patches = _patch_matrix(f_small, k)
-    bg_patches = fg_patches if b is f else _patch_matrix(b_small, k)
+    bg_patches = fg_patches if same else _patch_matrix(b_small, k)
     norms = tf.sqrt(tf.reduce_sum(tf.square(bg_patches), axis=2, keepdims=True))
     bg_patches = bg_patches / tf.maximum(norms, 1e-4)
     scores = tf.matmul(fg_patches, bg_patches, transpose_b=True)
