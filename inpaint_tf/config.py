@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 GENERATOR_VARIANTS = ('snet', 'penet', 'gepenet')
 # 'mixed': a square hole or free-form strokes, each with probability 1/2.
 MASK_TYPES = ('square', 'center', 'free_form', 'mixed', 'folder')
 REWEIGHTERS = ('fixed', 'awa', 'adaloss', 'gradnorm', 'gradsim')
 GUIDANCE_METRICS = ('lpips', 'mae')
+# What the spatial-variant L1 is averaged over (losses.svw_reconstruction_loss).
+SVW_NORMALIZATIONS = ('hole_bbox', 'image')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,7 @@ class LossConfig:
   theta_gp: float = 10.0
   # Treat E_i(Igt) as a fixed target in the IGL (see losses.iterative_guidance_loss).
   igl_stop_gradient: bool = True
+  svw_normalization: str = 'image'
   svw_size: int = 64
   svw_sigma: float = 1.0 / 40.0
   svw_iterations: int = 7
@@ -70,6 +73,13 @@ class CriticConfig:
 class OptimizerConfig:
   """Adam for generator and critics (GEPE-Net Sec. IV)."""
   learning_rate: float = 1e-4
+  # Rate of both optimisers once the critics train (GMCNN fine-tunes its
+  # reconstruction-pretrained network adversarially at 1e-5); None: the
+  # same as ``learning_rate``.
+  adversarial_learning_rate: Optional[float] = None
+  # Exponential decay: rates are multiplied by 0.5 ** (step / lr_half_life);
+  # 0 keeps them constant (the paper's setting).
+  lr_half_life: int = 0
   beta_1: float = 0.5
   beta_2: float = 0.9
   n_critic: int = 5
@@ -88,6 +98,19 @@ class MaskConfig:
   ff_max_brush_width: int = 20
   ff_max_angle: int = 360
   ff_parts: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+  """Augmentation of the training images (``data.make_dataset``).
+
+  Horizontal flips are always used. ``min_crop_scale`` applies to random
+  crops (``--data=skimage``): each image is scaled by a factor drawn from
+  ``[min_crop_scale, 1]`` before the crop. ``rotate90`` adds rotations by
+  multiples of 90 degrees. The defaults (off) are the papers' pipelines.
+  """
+  min_crop_scale: float = 1.0
+  rotate90: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,6 +56,8 @@ from inpaint_tf.image_io import load_image
 from inpaint_tf.image_io import load_mask
 # pylint: enable=unused-import,g-importing-member
 
+# ``data`` value that selects scikit-image's bundled demo images.
+SKIMAGE_DATA = 'skimage'
 # Side of the centre crop applied to CelebA's aligned 178x218 images.
 CELEBA_CROP = 178
 
@@ -172,6 +174,8 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
                  flip: bool = True,
                  repeat: bool = True,
                  random_crop: bool = False,
+                 min_crop_scale: float = 1.0,
+                 rotate90: bool = False,
                  include_path: bool = False,
                  skip_counter: Optional[SkipCounter] = None) -> tf.data.Dataset:
   """Batches of images and hole masks from image files.
@@ -200,6 +204,13 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
       ``image_size`` window at the image's own resolution (images smaller
       than ``image_size`` are first scaled up, keeping their aspect ratio);
       a centre window when not training. Useful on few large images.
+    min_crop_scale: with ``random_crop`` while training, the image is first
+      scaled by a factor drawn uniformly from ``[min_crop_scale, 1]`` (at
+      least enough to cover ``image_size``), so crops show the content at
+      several scales; 1 keeps the image's own resolution.
+    rotate90: rotate training images by a random multiple of 90 degrees
+      (square ``image_size`` only); with ``flip`` this gives all eight
+      symmetries of the square.
     include_path: add 'path' ([B] tf.string) to each batch.
     skip_counter: collects the unreadable files; one is created if None.
 
@@ -224,6 +235,12 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
       or seed < 0):
     raise ValueError(f'seed: expected a non-negative int, got {seed!r}')
   seed = int(seed)
+  if not 0.0 < min_crop_scale <= 1.0:
+    raise ValueError(f'min_crop_scale: expected a value in (0, 1], got '
+                     f'{min_crop_scale!r}')
+  if rotate90 and height != width:
+    raise ValueError(f'rotate90: expected a square image_size, got '
+                     f'{height}x{width}')
   if isinstance(mask_fn_or_config, config_lib.MaskConfig):
     mask_fn = masks_lib.make_mask_fn(mask_fn_or_config, height, width)
   elif callable(mask_fn_or_config):
@@ -269,6 +286,13 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
     if celeba_crop:
       image = tf.image.resize_with_crop_or_pad(image, CELEBA_CROP, CELEBA_CROP)
     if random_crop:
+      if training and min_crop_scale < 1.0:
+        scale_seed = tf.random.experimental.stateless_fold_in(base, 3)
+        scale = tf.random.stateless_uniform([], scale_seed, min_crop_scale,
+                                            1.0)
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        new = tf.cast(tf.math.round(shape * scale), tf.int32)
+        image = tf.image.resize(image, new, 'bilinear', antialias=True)
       image = _cover(image, (height, width))
       if training:
         crop_seed = tf.random.experimental.stateless_fold_in(base, 1)
@@ -283,6 +307,11 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
     if training and flip:
       flip_seed = tf.random.experimental.stateless_fold_in(base, 2)
       image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    if training and rotate90:
+      turns = tf.random.stateless_uniform(
+          [], tf.random.experimental.stateless_fold_in(base, 4), 0, 4,
+          dtype=tf.int32)
+      image = tf.image.rot90(image, turns)
     image = tf.ensure_shape(image, [height, width, 3])
     mask = tf.numpy_function(draw_mask, [index], tf.float32, stateful=False)
     mask = tf.ensure_shape(mask, [height, width, 1])

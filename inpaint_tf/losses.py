@@ -3,7 +3,8 @@
 * ``spatial_variant_weights``: the confidence-driven weight map ``M_w`` of
   the spatial-variant reconstruction loss, GMCNN's ``priority_loss_mask``
   built on its ``gauss_kernel`` (``tensorflow/net/ops.py``).
-* ``svw_reconstruction_loss``: ``L_svw = mean(|Igt - G(I)| * M_w)``.
+* ``svw_reconstruction_loss``: ``L_svw``, ``|Igt - G(I)| * M_w`` averaged
+  over each hole's bounding box as GMCNN does (or over the whole image).
 * ``known_region_loss``: GMCNN's ``ae_loss`` (L1 on the known region,
   normalised by its area); off by default, Eq. 10 has no such term.
 * ``iterative_guidance_loss``: the IGL, Eq. 3-6.
@@ -82,8 +83,10 @@ def spatial_variant_weights(mask: tf.Tensor,
   ``gauss_kernel(size, sigma)`` and SAME zero padding, so hole pixels near
   the known region get weights close to 1 and the weight decays towards the
   hole's centre. The kernel is separable, so each convolution runs as a
-  column and a row pass (2*size instead of size^2 multiplications per
-  pixel; equal to the 2-D convolution up to float32 rounding).
+  column and a row pass, each a product with a banded [H,H] (or [W,W])
+  matrix that holds the kernel taps (equal to the 2-D convolution up to
+  float32 rounding, and many times faster on CPUs than a one-channel
+  convolution).
 
   Args:
     mask: [B,H,W,1] float, 1 = hole.
@@ -97,34 +100,79 @@ def spatial_variant_weights(mask: tf.Tensor,
   ops.check_tensor('mask', mask, 4, '[B,H,W,1] float', channels=1)
   if iterations < 1:
     raise ValueError(f'iterations: expected >= 1, got {iterations}')
-  mask = tf.cast(mask, tf.float32)
-  factor = _kernel_factor(size, sigma).astype(np.float32)
-  column = tf.constant(factor[:, None, None, None])
-  row = tf.constant(factor[None, :, None, None])
+  mask = tf.cast(mask, tf.float32)[..., 0]
+  factor = tf.constant(_kernel_factor(size, sigma).astype(np.float32))
+  columns = _same_correlation_matrix(factor, tf.shape(mask)[1])
+  rows = _same_correlation_matrix(factor, tf.shape(mask)[2])
   known = 1.0 - mask
   confidence = known
   weights = None
   for _ in range(iterations):
-    weights = tf.nn.conv2d(confidence, column, strides=1, padding='SAME')
-    weights = tf.nn.conv2d(weights, row, strides=1, padding='SAME')
+    weights = tf.einsum('ir,brw,jw->bij', columns, confidence, rows)
     weights = weights * mask
     confidence = weights + known
-  return weights
+  return weights[..., tf.newaxis]
+
+
+def _same_correlation_matrix(factor: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+  """[n,n] ``A`` with ``A @ x`` = SAME zero-padded correlation of ``x``.
+
+  ``tf.nn.conv2d`` with a ``k``-tap kernel and SAME padding reads
+  ``x[i - (k - 1) // 2 + j]`` for tap ``j``, zero outside ``[0, n)``; ``A``
+  holds tap ``r - i + (k - 1) // 2`` at ``(i, r)`` and zero elsewhere.
+  """
+  k = int(factor.shape[0])
+  index = tf.range(n)
+  tap = index[tf.newaxis, :] - index[:, tf.newaxis] + (k - 1) // 2
+  inside = (tap >= 0) & (tap < k)
+  return tf.where(inside, tf.gather(factor, tf.clip_by_value(tap, 0, k - 1)),
+                  0.0)
 
 
 def svw_reconstruction_loss(gt: tf.Tensor, pred: tf.Tensor,
-                            weights: tf.Tensor) -> tf.Tensor:
-  """Spatial-variant-weight L1, ``mean(|Igt - G(I)| * M_w)`` (Eq. 7).
+                            weights: tf.Tensor,
+                            mask: Optional[tf.Tensor] = None,
+                            normalization: str = _LOSS.svw_normalization
+                            ) -> tf.Tensor:
+  """Spatial-variant-weight L1 ``|Igt - G(I)| * M_w`` (Eq. 7), normalised.
+
+  The paper writes the loss as a norm without saying what it is divided
+  by; its weights (Eq. 10) come from GMCNN, whose normalisation is:
+
+  * ``'hole_bbox'``: GMCNN's (``tensorflow/net/network.py``, ``l1_loss``
+    for rectangular holes): the mean over the hole's bounding box (its
+    ``local_patch``), here per sample, ``sum(|Igt - G(I)| * M_w) / (3 *
+    box area)``, then the batch mean. For free-form strokes the box spans
+    most of the image, close to GMCNN's whole-image mean for strokes.
+  * ``'image'``: the mean over the whole image, ``mean(|Igt - G(I)| *
+    M_w)``; for a hole a quarter of the image this is about 4x smaller.
 
   Args:
     gt: [B,H,W,3] float32 in [-1,1], ground truth.
     pred: [B,H,W,3] float32 in [-1,1], generator output.
     weights: [B,H,W,1] (or [1,H,W,1]) from ``spatial_variant_weights``.
+    mask: [B,H,W,1] float, 1 = hole; needed for ``'hole_bbox'``.
+    normalization: one of ``config.SVW_NORMALIZATIONS``.
 
   Returns:
     Scalar float32.
   """
-  return tf.reduce_mean(tf.abs(gt - pred) * weights)
+  weighted = tf.abs(gt - pred) * weights
+  if normalization == 'image':
+    return tf.reduce_mean(weighted)
+  if normalization != 'hole_bbox':
+    raise ValueError(f'normalization: expected one of '
+                     f'{config_lib.SVW_NORMALIZATIONS}, got {normalization!r}')
+  if mask is None:
+    raise ValueError("mask: expected the [B,H,W,1] hole mask for "
+                     "normalization 'hole_bbox', got None")
+  mask = tf.cast(mask, tf.float32) * tf.ones_like(weighted[..., :1])
+  boxes = ops.hole_bboxes(mask)
+  area = tf.cast((boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1]
+                                                     + 1), tf.float32)
+  channels = tf.cast(tf.shape(weighted)[-1], tf.float32)
+  per_sample = tf.reduce_sum(weighted, axis=[1, 2, 3]) / (area * channels)
+  return tf.reduce_mean(per_sample)
 
 
 def known_region_loss(gt: tf.Tensor, pred: tf.Tensor,

@@ -58,3 +58,29 @@ def check_tensor(name: str, x, rank: int, expected: str,
     ok = False
   if not ok:
     raise ValueError(f'{name}: expected {expected}, got {_describe(x)}')
+
+
+def hole_bboxes(mask: tf.Tensor) -> tf.Tensor:
+  """Per-sample bounding box of the hole, in pixels.
+
+  Args:
+    mask: [B,H,W,1] float, 1 (> 0.5) = hole.
+
+  Returns:
+    [B,4] int32 ``(top, left, bottom, right)``, inclusive; the whole image
+    ``(0, 0, H-1, W-1)`` for a sample without hole pixels.
+  """
+  check_tensor('mask', mask, 4, '[B,H,W,1] float', channels=1)
+  hole = mask[..., 0] > 0.5
+  height, width = tf.shape(mask)[1], tf.shape(mask)[2]
+
+  def extent(any_along, size):
+    idx = tf.range(size)[tf.newaxis, :]
+    first = tf.reduce_min(tf.where(any_along, idx, size), axis=1)
+    last = tf.reduce_max(tf.where(any_along, idx, -1), axis=1)
+    empty = first > last
+    return (tf.where(empty, 0, first), tf.where(empty, size - 1, last))
+
+  top, bottom = extent(tf.reduce_any(hole, axis=2), height)
+  left, right = extent(tf.reduce_any(hole, axis=1), width)
+  return tf.stack([top, left, bottom, right], axis=1)

@@ -1,18 +1,21 @@
-"""Curves of the auxiliary loss weights over training (AWA paper, Fig. 4).
+"""Curves over training: auxiliary loss weights and held-out validation.
 
 The trainer logs one CSV row per step: ``step,w_perc_1,w_perc_2,w_perc_3,
 w_style_1,w_style_2,w_style_3`` (any further ``w_*`` columns are drawn
 too). :func:`weight_curves_image` draws them with OpenCV, one panel per
-group as in Fig. 4: TPL weights (``w_perc_*``), TSL weights
-(``w_style_*``), then anything else; each panel has its own y range, axes
-with tick labels, and a legend.
+group as in Fig. 4 of the AWA paper: TPL weights (``w_perc_*``), TSL
+weights (``w_style_*``), then anything else. :func:`metric_curves_image`
+draws the held-out scores of ``eval.csv`` (``inpaint_tf.validation``), one
+panel per metric and one line per method (the network and the OpenCV
+baselines). Each panel has its own y range, axes with tick labels, and a
+legend.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -198,4 +201,42 @@ def weight_curves_image(steps: np.ndarray, weights: np.ndarray,
     colours = [_COLOURS[i % len(_COLOURS)] for i in range(len(cols))]
     panels.append(_panel(steps, weights[:, cols], [names[k] for k in cols],
                          title, width, panel_height, colours))
+  return np.concatenate(panels, axis=0)
+
+
+def metric_curves_image(
+    curves: Mapping[str, Mapping[str, Tuple[np.ndarray, np.ndarray]]],
+    title: str = '', width: int = 900, panel_height: int = 320
+) -> np.ndarray:
+  """Draws validation curves, one panel per metric, one line per method.
+
+  Args:
+    curves: ``{metric: {method: (steps [T], values [T])}}`` as
+      ``validation.read_curves`` returns; methods may have different steps.
+    title: prefix of each panel's title (e.g. the mask type).
+    width: image width in pixels.
+    panel_height: height of each panel in pixels.
+
+  Returns:
+    [H,W,3] uint8 BGR image (``cv2.imwrite`` order).
+  """
+  if not curves:
+    raise ValueError('curves: expected at least one metric, got none')
+  if width < 300 or panel_height < 150:
+    raise ValueError(f'width, panel_height: expected >= 300 and >= 150, got '
+                     f'{width} and {panel_height}')
+  panels = []
+  for metric, methods in curves.items():
+    names = list(methods)
+    steps = np.unique(np.concatenate([methods[n][0] for n in names]))
+    table: Dict[str, np.ndarray] = {}
+    for name in names:
+      s, v = methods[name]
+      column = np.full(steps.shape, np.nan)
+      column[np.searchsorted(steps, s)] = v
+      table[name] = column
+    colours = [_COLOURS[i % len(_COLOURS)] for i in range(len(names))]
+    label = f'{title} {metric}'.strip()
+    panels.append(_panel(steps, np.stack([table[n] for n in names], axis=1),
+                         names, label, width, panel_height, colours))
   return np.concatenate(panels, axis=0)

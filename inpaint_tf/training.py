@@ -56,7 +56,12 @@ Run directory (``log_dir``):
   reweighter; a run resumes from the latest checkpoint automatically;
 * ``tb/``: TensorBoard scalars and image grids ``masked | output |
   completed | truth``;
-* ``weights.csv``: the auxiliary weights per step (with ``aux_losses``).
+* ``weights.csv``: the auxiliary weights per step (with ``aux_losses``);
+* ``eval.csv``: held-out validation (with a ``validation_set`` and
+  ``eval_every > 0``): PSNR, SSIM and L1 of the completed held-out crops
+  per mask type at the start, every ``eval_every`` steps and at the end,
+  with OpenCV's TELEA and NS on the same crops beside them; the same
+  values go to TensorBoard as ``eval/<method>/<mask_type>/<metric>``.
 
 The progress bar (stderr) shows the step, the generator's loss terms, the
 critics' total, images/s (every image read: critic, generator and guidance
@@ -86,17 +91,17 @@ import tensorflow as tf
 from inpaint_tf import awa
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
+from inpaint_tf import inference
 from inpaint_tf import losses
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import models
 from inpaint_tf import perceptual
+from inpaint_tf import validation
 from inpaint_tf.models import generator as generator_lib
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
 # Auxiliary generator losses: none, or TPL + TSL (AWA paper Eqs. 4-5).
 AUX_LOSSES = ('none', 'tpl_tsl')
-# ``--data`` value that selects scikit-image's bundled demo images.
-SKIMAGE_DATA = 'skimage'
 CRITIC_TERMS = ('d_local', 'd_global', 'gp_local', 'gp_global')
 WEIGHTS_CSV = 'weights.csv'
 
@@ -132,6 +137,12 @@ class TrainConfig:
   strategy: str = STRATEGIES[0]
   mixed_precision: bool = False
   deterministic: bool = False
+  # Held-out validation (``inpaint_tf.validation``): steps between
+  # evaluations (0 = none; also at the start and the end of a run), crops
+  # per held-out image and the seed of crops and holes.
+  eval_every: int = 0
+  eval_crops_per_image: int = 4
+  eval_seed: int = 1234
 
 
 class NonFiniteLossError(RuntimeError):
@@ -189,7 +200,9 @@ def _renamed(error: ValueError, name: str) -> ValueError:
 def make_dataset_fn(data: str, image_size: int, batch_size: int,
                     mask_config: config_lib.MaskConfig, seed: int,
                     celeba_crop: bool = False,
-                    mask_dir: Optional[str] = None) -> DatasetFn:
+                    mask_dir: Optional[str] = None,
+                    augment: Optional[config_lib.AugmentConfig] = None
+                    ) -> DatasetFn:
   """The training stream of ``data.make_dataset`` as a ``DatasetFn``.
 
   Args:
@@ -203,6 +216,8 @@ def make_dataset_fn(data: str, image_size: int, batch_size: int,
     seed: fixes the order, crops, flips and masks.
     celeba_crop: CelebA's 178x178 centre crop before resizing.
     mask_dir: folder or file list of masks for ``mask_type='folder'``.
+    augment: ``AugmentConfig`` (None: the defaults, no augmentation beyond
+      horizontal flips).
 
   Returns:
     ``start -> tf.data.Dataset`` of batches, from batch ``start`` on.
@@ -211,7 +226,8 @@ def make_dataset_fn(data: str, image_size: int, batch_size: int,
     ValueError: no images at ``data``, no masks at ``mask_dir``, or options
       that do not fit together (checked now, not at the first batch).
   """
-  random_crop = data == SKIMAGE_DATA
+  augment = augment or config_lib.AugmentConfig()
+  random_crop = data == data_lib.SKIMAGE_DATA
   if random_crop:
     train, _ = data_lib.split_demo_images(data_lib.skimage_demo_files())
     files = [path for _, path in train]
@@ -238,7 +254,8 @@ def make_dataset_fn(data: str, image_size: int, batch_size: int,
   def dataset_fn(start: int) -> tf.data.Dataset:
     dataset = data_lib.make_dataset(
         files, image_size, batch_size, mask_spec, seed, training=True,
-        celeba_crop=celeba_crop, random_crop=random_crop)
+        celeba_crop=celeba_crop, random_crop=random_crop,
+        min_crop_scale=augment.min_crop_scale, rotate90=augment.rotate90)
     # The stream is a deterministic function of the seed: skipping replays
     # the reading of the skipped batches, not their training.
     return dataset.skip(start) if start else dataset
@@ -398,6 +415,9 @@ class Trainer:
     lpips_weights: LPIPS ``.npz`` for AWA's LPIPS guidance.
     strategy: a ``tf.distribute.Strategy``; default: ``make_strategy(
       train_config.strategy)``.
+    validation_set: held-out crops and holes scored every
+      ``train_config.eval_every`` steps (``validation.ValidationSet`` at
+      ``train_config.image_size``); None for no validation.
     progress_stream: where the progress bar goes (default stderr); False
       for none.
   """
@@ -416,6 +436,7 @@ class Trainer:
       vgg_weights: Optional[str] = 'imagenet',
       lpips_weights: Optional[str] = None,
       strategy: Optional[tf.distribute.Strategy] = None,
+      validation_set: Optional[validation.ValidationSet] = None,
       progress_stream: Any = None):
     self.log_dir = log_dir
     self.dataset_fn = dataset_fn
@@ -430,6 +451,7 @@ class Trainer:
     self.reweight = reweight
     self.strategy = strategy or make_strategy(train_config.strategy)
     self.progress_stream = progress_stream
+    self.validation_set = validation_set
     self.is_chief = _is_chief(self.strategy)
     self.global_batch_size = train_config.batch_size
     self.num_replicas = self.strategy.num_replicas_in_sync
@@ -471,6 +493,10 @@ class Trainer:
       self.weights_log = WeightsLog(
           os.path.join(log_dir, WEIGHTS_CSV),
           ['w_' + n for n in self.auxiliary.tunable.names])
+    self.eval_log = None
+    if self.validating and self.is_chief:
+      self.eval_log = validation.EvalLog(
+          os.path.join(log_dir, validation.EVAL_CSV))
 
     # The steps hold no tensor-dependent Python control flow; without
     # AutoGraph conversion they trace several times faster.
@@ -482,6 +508,12 @@ class Trainer:
                               adversarial=adversarial), autograph=False)
         for adversarial in (False, True)}
     self._predict_fn = tf.function(self._predict, autograph=False)
+    self._complete_fn = tf.function(
+        functools.partial(inference.complete_uint8, self._predict),
+        autograph=False)
+    # Seconds spent in ``validate`` and in training steps (for the overhead).
+    self.eval_seconds = 0.0
+    self.train_seconds = 0.0
     self._stream = None
     self._vis_batch = None
 
@@ -502,13 +534,32 @@ class Trainer:
     if t.batch_size < 1 or t.batch_size % self.num_replicas:
       raise ValueError(f'batch_size: expected a positive multiple of the '
                        f'{self.num_replicas} replicas, got {t.batch_size}')
-    if self.optimizer_config.n_critic < 1:
-      raise ValueError('n_critic: expected >= 1, got '
-                       f'{self.optimizer_config.n_critic}')
+    o = self.optimizer_config
+    if o.n_critic < 1:
+      raise ValueError(f'n_critic: expected >= 1, got {o.n_critic}')
+    rates = [('learning_rate', o.learning_rate)]
+    if o.adversarial_learning_rate is not None:
+      rates.append(('adversarial_learning_rate', o.adversarial_learning_rate))
+    for name, rate in rates:
+      if not rate > 0:
+        raise ValueError(f'{name}: expected > 0, got {rate}')
+    if o.lr_half_life < 0:
+      raise ValueError(f'lr_half_life: expected >= 0, got {o.lr_half_life}')
+    if self.loss_config.svw_normalization not in config_lib.SVW_NORMALIZATIONS:
+      raise ValueError(f'svw_normalization: expected one of '
+                       f'{config_lib.SVW_NORMALIZATIONS}, got '
+                       f'{self.loss_config.svw_normalization!r}')
     for name in ('log_every', 'image_every', 'checkpoint_every',
                  'keep_checkpoints', 'max_images'):
       if getattr(t, name) < 1:
         raise ValueError(f'{name}: expected >= 1, got {getattr(t, name)}')
+    if t.eval_every < 0:
+      raise ValueError(f'eval_every: expected >= 0, got {t.eval_every}')
+    if self.validation_set is not None:
+      size = self.validation_set.images.shape[1]
+      if size != t.image_size:
+        raise ValueError(f'validation_set: expected crops of image_size '
+                         f'{t.image_size}, got {size}')
     if self.aux_losses not in AUX_LOSSES:
       raise ValueError(f'aux_losses: expected one of {AUX_LOSSES}, got '
                        f'{self.aux_losses!r}')
@@ -719,7 +770,9 @@ class Trainer:
         iterations=lc.svw_iterations)
     terms = collections.OrderedDict()
     terms['svw'] = LossTerm(
-        losses.svw_reconstruction_loss(images, pred, weights), lc.gamma_svw)
+        losses.svw_reconstruction_loss(
+            images, pred, weights, masks, normalization=lc.svw_normalization),
+        lc.gamma_svw)
     if gepenet:
       terms['igl'] = LossTerm(losses.iterative_guidance_loss(
           out.features, out.targets, stop_gradient=lc.igl_stop_gradient),
@@ -840,6 +893,24 @@ class Trainer:
     """Whether each generator update reads a second (guidance) batch."""
     return bool(self.reweighter is not None and self.reweighter.uses_guidance)
 
+  def learning_rate(self, step: int) -> float:
+    """Rate of the optimisers at ``step`` (``OptimizerConfig`` schedule).
+
+    ``learning_rate`` while pretraining, ``adversarial_learning_rate`` (if
+    set) once the critics train, both times ``0.5 ** (step /
+    lr_half_life)`` when ``lr_half_life > 0``. It is set before every step,
+    so a resumed run uses the rates of its own configuration, not the
+    restored optimisers' values.
+    """
+    o = self.optimizer_config
+    rate = o.learning_rate
+    if (self.is_adversarial(step)
+        and o.adversarial_learning_rate is not None):
+      rate = o.adversarial_learning_rate
+    if o.lr_half_life > 0:
+      rate *= 0.5 ** (step / o.lr_half_life)
+    return float(rate)
+
   def is_adversarial(self, step: Optional[int] = None) -> bool:
     """Whether ``step`` (default: the current one) trains the critics."""
     step = int(self.step.numpy()) if step is None else step
@@ -850,7 +921,8 @@ class Trainer:
 
     While ``step < pretrain_steps`` only the generator is updated, on the
     reconstruction terms (and the auxiliary ones). With AWA the generator
-    update reads a second, guidance batch. Increments ``self.step``.
+    update reads a second, guidance batch. Both optimisers first take the
+    step's ``learning_rate``. Increments ``self.step``.
 
     Args:
       iterator: batches, normally ``self.iterator()``.
@@ -859,8 +931,12 @@ class Trainer:
       The step's scalars as Python floats (critic values from its last
       update).
     """
-    adversarial = self.is_adversarial()
-    scalars = {}
+    step = int(self.step.numpy())
+    adversarial = self.is_adversarial(step)
+    rate = self.learning_rate(step)
+    for optimizer in (self.g_optimizer, self.d_optimizer):
+      optimizer.learning_rate.assign(rate)
+    scalars = {'opt/learning_rate': rate}
     if adversarial:
       for index in range(self.optimizer_config.n_critic):
         scalars.update(self.critic_step(next(iterator), index))
@@ -933,6 +1009,56 @@ class Trainer:
       for name, w in zip(names, weights):
         tf.summary.scalar(f'aux_weight/w_{name}', w, step=step)
 
+  @property
+  def validating(self) -> bool:
+    """Whether ``train`` scores the generator on held-out crops."""
+    return (self.validation_set is not None
+            and self.train_config.eval_every > 0)
+
+  def complete(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Completes images with the generator, a training batch at a time.
+
+    Args:
+      images: uint8 [N,H,W,3].
+      masks: [N,H,W,1], non-zero = hole.
+
+    Returns:
+      uint8 [N,H,W,3]: generated pixels in the holes, the input elsewhere.
+    """
+    n = self.global_batch_size
+    return np.concatenate([
+        self._complete_fn(tf.constant(images[i:i + n]),
+                          tf.constant(masks[i:i + n])).numpy()
+        for i in range(0, len(images), n)])
+
+  def validate(self, step: int) -> validation.Scores:
+    """Scores the generator on the validation set and logs the scores.
+
+    Appends the rows of the generator (named after its variant) and of the
+    OpenCV baselines to ``eval.csv`` and writes them to TensorBoard as
+    ``eval/<method>/<mask_type>/<metric>``.
+
+    Args:
+      step: the step the scores belong to.
+
+    Returns:
+      The generator's scores (``validation.Scores``).
+    """
+    t0 = time.perf_counter()
+    scores = self.validation_set.score(self.complete)
+    methods = {self.generator_config.variant: scores}
+    methods.update(self.validation_set.baselines)
+    rows = [row for method, values in methods.items()
+            for row in validation.rows_of(step, method, values)]
+    if self.eval_log is not None:
+      self.eval_log.append(rows)
+    with self.writer.as_default():
+      for _, method, mask_type, metric, value in rows:
+        tf.summary.scalar(f'eval/{method}/{mask_type}/{metric}', value,
+                          step=step)
+    self.eval_seconds += time.perf_counter() - t0
+    return scores
+
   def save(self) -> Optional[str]:
     """Writes a checkpoint of the current step; returns its path (chief)."""
     path = self.manager.save(checkpoint_number=self.step)
@@ -968,6 +1094,13 @@ class Trainer:
       self._stream = self.iterator()
     if self.weights_log is not None:
       self.weights_log.truncate_after(step)
+    validate = self.validating and self.eval_log is not None
+    if validate:
+      # A resumed run repeats the evaluations after its checkpoint.
+      self.eval_log.truncate_after(step)
+      if (step % tc.eval_every == 0
+          and step not in self.eval_log.steps()):
+        self.validate(step)
     bar = None
     if self.progress_stream is not False and self.is_chief:
       bar = ProgressBar(max_steps, stream=self.progress_stream,
@@ -988,6 +1121,7 @@ class Trainer:
         t0 = time.perf_counter()
         last = self.train_step(self._stream)
         elapsed = time.perf_counter() - t0
+        self.train_seconds += elapsed
         step = int(self.step.numpy())
         for name, value in last.items():
           # With loss scaling, overflowing gradients are expected now and
@@ -1016,6 +1150,8 @@ class Trainer:
           counts.clear()
         if step % tc.image_every == 0 or step == max_steps:
           self._write_images(step)
+        if validate and (step % tc.eval_every == 0 or step == max_steps):
+          self.validate(step)
         if step % tc.checkpoint_every == 0 or step == max_steps:
           self.save()
     finally:

@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# The kernels the tools use (tools/_cli.py).
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 
 def pytest_collection_modifyitems(items):

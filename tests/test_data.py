@@ -234,6 +234,37 @@ class MakeDatasetTest(tf.test.TestCase):
     self.assertAllClose(centre, self.images[self.good[0]][4:12, 4:12] / 127.5
                         - 1., atol=1e-6)
 
+  def test_rotations_and_crop_scales(self):
+    # Rotations: the same crop as without them (same seeds), turned by a
+    # multiple of 90 degrees.
+    kwargs = dict(mask_fn_or_config=config_lib.MaskConfig(
+        hole_size=4, max_delta=0), seed=2, random_crop=True, flip=False)
+    plain = _batches(data_lib.make_dataset(self.good, 8, 10, **kwargs), 2)
+    turned = _batches(data_lib.make_dataset(self.good, 8, 10, rotate90=True,
+                                            **kwargs), 2)
+    turns = []
+    for a, b in zip(plain, turned):
+      for x, y in zip(a['image'], b['image']):
+        found = [k for k in range(4)
+                 if np.allclose(np.rot90(x, k), y, atol=1e-6)]
+        self.assertNotEmpty(found)
+        turns.append(found[0])
+    self.assertGreater(len(set(turns)), 2)
+    # Crop scales: a 16x16 image at scale s in [0.5, 1] is cropped from
+    # its resized self; at most one of 20 crops is a window of the original.
+    scaled = _batches(data_lib.make_dataset(
+        self.good[:1], 8, 1, min_crop_scale=0.5, **kwargs), 20)
+    source = self.images[self.good[0]] / 127.5 - 1.
+    windows = [source[y:y + 8, x:x + 8] for y in range(9) for x in range(9)]
+    same = sum(any(np.allclose(w, b['image'][0], atol=1e-6) for w in windows)
+               for b in scaled)
+    self.assertLessEqual(same, 1)
+    with self.assertRaisesRegex(ValueError, r'^min_crop_scale: expected a '
+                                r'value in \(0, 1\]'):
+      data_lib.make_dataset(self.good, 8, 1, min_crop_scale=0.0, **kwargs)
+    with self.assertRaisesRegex(ValueError, '^rotate90: expected a square'):
+      data_lib.make_dataset(self.good, (8, 6), 1, rotate90=True, **kwargs)
+
   def test_deterministic_under_seed(self):
     def run(seed):
       cfg = config_lib.MaskConfig(mask_type='free_form', ff_parts=2)

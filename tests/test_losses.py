@@ -86,9 +86,27 @@ class ReconstructionLossTest(tf.test.TestCase):
     weights = rng.uniform(0, 1, (2, 8, 8, 1)).astype(np.float32)
     mask = np.zeros((1, 8, 8, 1), np.float32)
     mask[:, 2:6, 1:5] = 1
+    # GMCNN's normalisation: the mean over each sample's hole bounding box.
+    masks = np.zeros((2, 8, 8, 1), np.float32)
+    masks[0, 2:6, 1:5] = 1
+    masks[1, 0:2, 3:8] = 1
+    masks[1, 5, 7] = 1  # The box of sample 1 is rows 0..5, columns 3..7.
+    weighted = np.abs(gt - pred) * weights
+    expected = np.mean([weighted[0, 2:6, 1:5].mean(),
+                        weighted[1, 0:6, 3:8].mean()])
     self.assertAllClose(
-        losses.svw_reconstruction_loss(gt, pred, weights),
-        np.mean(np.abs(gt - pred) * weights))
+        losses.svw_reconstruction_loss(gt, pred, weights, masks,
+                                       normalization='hole_bbox'), expected)
+    self.assertAllClose(
+        losses.svw_reconstruction_loss(gt, pred, weights,
+                                       normalization='image'),
+        weighted.mean())
+    with self.assertRaisesRegex(ValueError, "^mask: .*'hole_bbox'"):
+      losses.svw_reconstruction_loss(gt, pred, weights,
+                                     normalization='hole_bbox')
+    with self.assertRaisesRegex(ValueError, '^normalization: expected one of'):
+      losses.svw_reconstruction_loss(gt, pred, weights, masks,
+                                     normalization='hole')
     known = np.broadcast_to(1 - mask, (2, 8, 8, 1))
     expected = np.mean(np.abs(gt - pred) * known) / np.mean(known)
     self.assertAllClose(losses.known_region_loss(gt, pred, mask), expected)

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
+from inpaint_tf import data as data_lib
 from inpaint_tf import losses
 from inpaint_tf import training
 import training_testutil as util
@@ -87,7 +88,7 @@ class DatasetFnTest(_TrainingTestCase):
 
   def test_skimage_demo_crops(self):
     dataset_fn = training.make_dataset_fn(
-        training.SKIMAGE_DATA, 32, 3, util.MASK_CONFIG, seed=1)
+        data_lib.SKIMAGE_DATA, 32, 3, util.MASK_CONFIG, seed=1)
     batch = next(iter(dataset_fn(0)))
     self.assertEqual(batch['image'].shape, (3, 32, 32, 3))
     self.assertBetween(float(tf.reduce_min(batch['image'])), -1.0, 1.0)
@@ -222,7 +223,8 @@ class StepsTest(_TrainingTestCase):
           masks, size=loss_config.svw_size, sigma=loss_config.svw_sigma,
           iterations=loss_config.svw_iterations)
       loss = loss_config.gamma_svw * losses.svw_reconstruction_loss(
-          images, pred, weights)
+          images, pred, weights, masks,
+          normalization=loss_config.svw_normalization)
     grads = tape.gradient(loss, generator.trainable_variables)
     before = [v.numpy() for v in generator.trainable_variables]
     critics = _variables(trainer.local_critic) + _variables(
@@ -340,6 +342,57 @@ class MixedPrecisionTest(_TrainingTestCase):
       self.assertTrue(np.isfinite(last[key]), key)
     for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
       self.assertBetween(float(optimizer.loss_scale.numpy()), 1.0, 2.0**15)
+
+
+class LearningRateTest(_TrainingTestCase):
+
+  def test_schedule_and_resume_with_another_rate(self):
+    log_dir = os.path.join(self.root, 'rates')
+    kwargs = util.tiny_trainer_kwargs(
+        variant='snet', pretrain_steps=2, n_critic=1, learning_rate=1e-3,
+        adversarial_learning_rate=1e-4, lr_half_life=4)
+    trainer = training.Trainer(log_dir, self.dataset_fn, progress_stream=False,
+                               **kwargs)
+    self.assertAllClose(trainer.learning_rate(0), 1e-3)
+    self.assertAllClose(trainer.learning_rate(1), 1e-3 * 0.5 ** 0.25)
+    self.assertAllClose(trainer.learning_rate(2), 1e-4 * 0.5 ** 0.5)
+    self.assertAllClose(trainer.learning_rate(8), 1e-4 * 0.25)
+    last = trainer.train(3)  # Steps 0, 1 (pretraining) and 2.
+    self.assertAllClose(last['opt/learning_rate'], 1e-4 * 0.5 ** 0.5)
+    for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+      self.assertAllClose(float(optimizer.learning_rate.numpy()),
+                          1e-4 * 0.5 ** 0.5)
+    self.assertEqual([s for s, _ in _events(log_dir)['opt/learning_rate']],
+                     [1, 2, 3])
+    # A resumed run takes its own rate, not the restored optimiser's.
+    resumed_kwargs = dict(kwargs, optimizer_config=dataclasses.replace(
+        kwargs['optimizer_config'], learning_rate=1e-2,
+        adversarial_learning_rate=None, lr_half_life=0))
+    resumed = training.Trainer(log_dir, self.dataset_fn,
+                               progress_stream=False, **resumed_kwargs)
+    self.assertEqual(int(resumed.step.numpy()), 3)
+    before = _variables(resumed.generator)
+    resumed.train(4)
+    for optimizer in (resumed.g_optimizer, resumed.d_optimizer):
+      self.assertAllClose(float(optimizer.learning_rate.numpy()), 1e-2)
+    # Adam moves each weight by at most about the rate: some by more than
+    # the old rate allowed.
+    moved = max(np.abs(a - b).max()
+                for a, b in zip(before, _variables(resumed.generator)))
+    self.assertGreater(moved, 2e-4)
+    self.assertLess(moved, 1e-2 * 1.5)
+
+  def test_bad_rates(self):
+    for field, value, pattern in (
+        ('learning_rate', 0.0, '^learning_rate: expected > 0'),
+        ('adversarial_learning_rate', -1.0,
+         '^adversarial_learning_rate: expected > 0'),
+        ('lr_half_life', -3, '^lr_half_life: expected >= 0')):
+      kwargs = util.tiny_trainer_kwargs(**{field: value})
+      with self.assertRaisesRegex(ValueError, pattern):
+        training.Trainer(os.path.join(self.root, 'bad_rate'), self.dataset_fn,
+                         progress_stream=False, **kwargs)
+    self.assertFalse(os.path.exists(os.path.join(self.root, 'bad_rate')))
 
 
 class ProgressBarTest(tf.test.TestCase):

@@ -4,7 +4,8 @@
 ``ValueError``, a file error, a TensorFlow op error such as an undecodable
 image) ends the program with one line ``error: ...`` on stderr and exit
 status 1 instead of a traceback. Import this module before TensorFlow so
-that TensorFlow's C++ start-up chatter stays off stderr; absl INFO logs
+that TensorFlow's C++ start-up chatter stays off stderr and oneDNN's CPU
+kernels are used (see below); absl INFO logs
 (TensorFlow's own, e.g. from SavedModel saving) are hidden unless
 ``--verbosity`` is given.
 """
@@ -16,6 +17,10 @@ import os
 # Must be set before TensorFlow is first imported. Level 3 also hides the
 # CUDA plugin registration messages, which are logged as errors.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# oneDNN's CPU kernels: TensorFlow enables them by default only on CPUs with
+# AVX-512 and newer; on AVX2 machines they still make a training step about
+# twice as fast (convolution gradients). Set to 0 to use TF's own kernels.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import sys

@@ -18,13 +18,16 @@ message naming the term; the last good checkpoint is kept.
 from tools import _cli  # pylint: disable=g-bad-import-order
 
 import dataclasses
+import os
 import sys
+from typing import Optional
 
 from absl import flags
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
 from inpaint_tf import training
+from inpaint_tf import validation
 
 FLAGS = flags.FLAGS
 
@@ -35,6 +38,7 @@ _LOSS = config_lib.LossConfig()
 _CRITIC = config_lib.CriticConfig()
 _OPT = config_lib.OptimizerConfig()
 _MASK = config_lib.MaskConfig()
+_AUG = config_lib.AugmentConfig()
 _TRAIN = training.TrainConfig()
 
 _PAPER_SIZE = _TRAIN.image_size
@@ -55,6 +59,11 @@ flags.DEFINE_integer('image_size', _TRAIN.image_size,
 flags.DEFINE_bool('celeba_crop', False,
                   f'Centre-crop CelebA images to {data_lib.CELEBA_CROP}x'
                   f'{data_lib.CELEBA_CROP} before resizing.')
+flags.DEFINE_float('min_crop_scale', _AUG.min_crop_scale,
+                   'With --data=skimage: scale each image by a random factor '
+                   'in [min_crop_scale, 1] before the random crop.')
+flags.DEFINE_bool('rotate90', _AUG.rotate90,
+                  'Rotate training images by random multiples of 90 degrees.')
 flags.DEFINE_enum('mask_type', _MASK.mask_type, list(config_lib.MASK_TYPES),
                   'Hole generator.')
 flags.DEFINE_string('mask_dir', None,
@@ -109,6 +118,10 @@ flags.DEFINE_float('gamma_ae', _LOSS.gamma_ae,
 flags.DEFINE_float('theta_gp', _LOSS.theta_gp, 'Gradient penalty weight.')
 flags.DEFINE_bool('igl_stop_gradient', _LOSS.igl_stop_gradient,
                   'Treat the IGL targets E_i(Igt) as constants.')
+flags.DEFINE_enum('svw_normalization', _LOSS.svw_normalization,
+                  list(config_lib.SVW_NORMALIZATIONS),
+                  'What the spatial-variant L1 is averaged over: each '
+                  "hole's bounding box (GMCNN) or the whole image.")
 flags.DEFINE_integer('svw_size', None, _scaled_help(
     'Kernel size of the confidence propagation (M_w).', _LOSS.svw_size))
 flags.DEFINE_float('svw_sigma', _LOSS.svw_sigma, 'M_w kernel sigma.')
@@ -124,6 +137,12 @@ flags.DEFINE_list('local_filters', [str(f) for f in _CRITIC.local_filters],
 flags.DEFINE_list('global_filters', [str(f) for f in _CRITIC.global_filters],
                   'Filters of the global critic convolutions.')
 flags.DEFINE_float('lr', _OPT.learning_rate, 'Adam learning rate (G and D).')
+flags.DEFINE_float('adversarial_learning_rate', None,
+                   'Adam learning rate (G and D) once the critics train; '
+                   'default: --lr.')
+flags.DEFINE_integer('lr_half_life', _OPT.lr_half_life,
+                     'Steps over which the learning rates halve '
+                     '(exponential decay); 0 = constant.')
 flags.DEFINE_float('beta1', _OPT.beta_1, 'Adam beta_1.')
 flags.DEFINE_float('beta2', _OPT.beta_2, 'Adam beta_2.')
 flags.DEFINE_integer('n_critic', _OPT.n_critic,
@@ -199,6 +218,22 @@ flags.DEFINE_integer('checkpoint_every', _TRAIN.checkpoint_every,
 flags.DEFINE_integer('keep_checkpoints', _TRAIN.keep_checkpoints,
                      'Checkpoints kept.')
 
+# Held-out validation.
+flags.DEFINE_integer('eval_every', _TRAIN.eval_every,
+                     'Steps between held-out evaluations (PSNR, SSIM, L1 of '
+                     'completed crops, with cv2 TELEA/NS beside them) written '
+                     'to <log_dir>/eval.csv and TensorBoard; also at the '
+                     'start and the end. 0 = none.')
+flags.DEFINE_string('eval_data', None,
+                    'Held-out images for --eval_every: a folder or a text '
+                    'file list. Default with --data=skimage: the held-out '
+                    'demo images.')
+flags.DEFINE_integer('eval_crops_per_image', _TRAIN.eval_crops_per_image,
+                     'Crops of --image_size cut from each held-out image; '
+                     'each gets a square and a free-form hole.')
+flags.DEFINE_integer('eval_seed', _TRAIN.eval_seed,
+                     'Seed of the held-out crops and holes.')
+
 
 def _scaled(value, default: int) -> int:
   if value is not None:
@@ -229,6 +264,7 @@ def build_configs() -> dict:
           _LOSS, gamma_igl=FLAGS.gamma_igl, gamma_adv=FLAGS.gamma_adv,
           gamma_svw=FLAGS.gamma_svw, gamma_ae=FLAGS.gamma_ae,
           theta_gp=FLAGS.theta_gp, igl_stop_gradient=FLAGS.igl_stop_gradient,
+          svw_normalization=FLAGS.svw_normalization,
           svw_size=_scaled(FLAGS.svw_size, _LOSS.svw_size),
           svw_sigma=FLAGS.svw_sigma, svw_iterations=FLAGS.svw_iterations),
       critic_config=dataclasses.replace(
@@ -236,7 +272,9 @@ def build_configs() -> dict:
           local_filters=_int_list('local_filters', FLAGS.local_filters),
           global_filters=_int_list('global_filters', FLAGS.global_filters)),
       optimizer_config=dataclasses.replace(
-          _OPT, learning_rate=FLAGS.lr, beta_1=FLAGS.beta1,
+          _OPT, learning_rate=FLAGS.lr,
+          adversarial_learning_rate=FLAGS.adversarial_learning_rate,
+          lr_half_life=FLAGS.lr_half_life, beta_1=FLAGS.beta1,
           beta_2=FLAGS.beta2, n_critic=FLAGS.n_critic,
           pretrain_steps=FLAGS.pretrain_steps),
       train_config=dataclasses.replace(
@@ -246,7 +284,10 @@ def build_configs() -> dict:
           mixed_precision=FLAGS.mixed_precision, log_every=FLAGS.log_every,
           image_every=FLAGS.image_every,
           checkpoint_every=FLAGS.checkpoint_every,
-          keep_checkpoints=FLAGS.keep_checkpoints),
+          keep_checkpoints=FLAGS.keep_checkpoints,
+          eval_every=FLAGS.eval_every,
+          eval_crops_per_image=FLAGS.eval_crops_per_image,
+          eval_seed=FLAGS.eval_seed),
       aux_losses=FLAGS.aux_losses,
       reweight=FLAGS.reweight,
       awa_config=dataclasses.replace(
@@ -277,6 +318,28 @@ def build_mask_config() -> config_lib.MaskConfig:
       ff_max_angle=FLAGS.ff_max_angle, ff_parts=FLAGS.ff_parts)
 
 
+def build_validation_set(train_config: training.TrainConfig,
+                         mask_config: config_lib.MaskConfig
+                         ) -> Optional[validation.ValidationSet]:
+  """The held-out crops of ``--eval_every`` (None when it is 0)."""
+  if train_config.eval_every < 0:
+    raise ValueError(f'--eval_every: expected >= 0, got '
+                     f'{train_config.eval_every}')
+  if not train_config.eval_every:
+    if FLAGS.eval_data:
+      raise ValueError('--eval_data: given, but --eval_every is 0 (no '
+                       'evaluation); set --eval_every=N')
+    return None
+  images = validation.default_eval_images(FLAGS.data, FLAGS.eval_data)
+  if images is None:
+    raise ValueError(f'--eval_every: expected --eval_data (a folder or file '
+                     f'list of held-out images) with --data={FLAGS.data}, got '
+                     'none')
+  return validation.ValidationSet(
+      images, train_config.image_size, mask_config,
+      train_config.eval_crops_per_image, train_config.eval_seed)
+
+
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -284,12 +347,16 @@ def main(argv):
   configs = build_configs()
   train_config = configs['train_config']
   training.configure_determinism(train_config.seed, train_config.deterministic)
+  mask_config = build_mask_config()
   dataset_fn = training.make_dataset_fn(
       FLAGS.data, image_size=train_config.image_size,
-      batch_size=train_config.batch_size, mask_config=build_mask_config(),
+      batch_size=train_config.batch_size, mask_config=mask_config,
       celeba_crop=FLAGS.celeba_crop, mask_dir=FLAGS.mask_dir,
-      seed=train_config.seed)
-  trainer = training.Trainer(FLAGS.log_dir, dataset_fn, **configs)
+      seed=train_config.seed, augment=config_lib.AugmentConfig(
+          min_crop_scale=FLAGS.min_crop_scale, rotate90=FLAGS.rotate90))
+  validation_set = build_validation_set(train_config, mask_config)
+  trainer = training.Trainer(FLAGS.log_dir, dataset_fn,
+                             validation_set=validation_set, **configs)
   if trainer.restored_from:
     print(f'resuming from {trainer.restored_from} '
           f'(step {int(trainer.step.numpy())})', file=sys.stderr)
@@ -300,6 +367,12 @@ def main(argv):
     return 1
   print(f'trained to step {int(trainer.step.numpy())}; checkpoints in '
         f'{trainer.manager.directory}', file=sys.stderr)
+  if trainer.eval_seconds:
+    share = trainer.eval_seconds / max(trainer.train_seconds, 1e-9)
+    print(f'validation: {trainer.eval_seconds:.1f} s, {100 * share:.1f}% of '
+          f'the {trainer.train_seconds:.1f} s of training steps; scores in '
+          f'{os.path.join(FLAGS.log_dir, validation.EVAL_CSV)}',
+          file=sys.stderr)
   return 0
 
 

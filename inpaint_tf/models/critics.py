@@ -117,32 +117,6 @@ class GlobalCritic(_Critic):
     super().__init__(filters, **kwargs)
 
 
-def hole_bboxes(mask: tf.Tensor) -> tf.Tensor:
-  """Per-sample bounding box of the hole, in pixels.
-
-  Args:
-    mask: [B,H,W,1] float, 1 (> 0.5) = hole.
-
-  Returns:
-    [B,4] int32 ``(top, left, bottom, right)``, inclusive; the whole image
-    ``(0, 0, H-1, W-1)`` for a sample without hole pixels.
-  """
-  ops.check_tensor('mask', mask, 4, '[B,H,W,1] float', channels=1)
-  hole = mask[..., 0] > 0.5
-  height, width = tf.shape(mask)[1], tf.shape(mask)[2]
-
-  def extent(any_along, size):
-    idx = tf.range(size)[tf.newaxis, :]
-    first = tf.reduce_min(tf.where(any_along, idx, size), axis=1)
-    last = tf.reduce_max(tf.where(any_along, idx, -1), axis=1)
-    empty = first > last
-    return (tf.where(empty, 0, first), tf.where(empty, size - 1, last))
-
-  top, bottom = extent(tf.reduce_any(hole, axis=2), height)
-  left, right = extent(tf.reduce_any(hole, axis=1), width)
-  return tf.stack([top, left, bottom, right], axis=1)
-
-
 def hole_crop(images: tf.Tensor, mask: tf.Tensor,
               size: int = _CRITIC.local_size) -> tf.Tensor:
   """Crops each sample to its hole's bounding box, resized to size x size.
@@ -172,7 +146,7 @@ def hole_crop(images: tf.Tensor, mask: tf.Tensor,
         f'images, got shape {mask.shape.as_list()}')
   mask = tf.cast(mask, tf.float32) * tf.ones_like(
       images[..., :1], dtype=tf.float32)
-  boxes = tf.cast(hole_bboxes(mask), tf.float32)
+  boxes = tf.cast(ops.hole_bboxes(mask), tf.float32)
   height = tf.cast(tf.shape(images)[1], tf.float32)
   width = tf.cast(tf.shape(images)[2], tf.float32)
   scale = tf.stack([height - 1.0, width - 1.0, height - 1.0, width - 1.0])
