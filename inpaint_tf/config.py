@@ -53,9 +53,13 @@ class LossConfig:
   # GMCNN's known-region L1 term (``ae_loss``); the paper's Eq. 10 has none.
   gamma_ae: float = 0.0
   theta_gp: float = 10.0
-  # Treat E_i(Igt) as a fixed target in the IGL (see losses.iterative_guidance_loss).
-  igl_stop_gradient: bool = True
-  svw_normalization: str = 'image'
+  # Treat E_i(Igt) as a fixed target in the IGL. Eq. 4-6 write no
+  # stop-gradient; with one the IGL diverges in training from scratch
+  # (docs/training_study.md), see losses.iterative_guidance_loss.
+  igl_stop_gradient: bool = False
+  # GMCNN's: the spatial-variant L1 averaged over each hole's bounding box
+  # (losses.svw_reconstruction_loss); the paper's weights assume it.
+  svw_normalization: str = 'hole_bbox'
   svw_size: int = 64
   svw_sigma: float = 1.0 / 40.0
   svw_iterations: int = 7

@@ -61,7 +61,8 @@ Run directory (``log_dir``):
   ``eval_every > 0``): PSNR, SSIM and L1 of the completed held-out crops
   per mask type at the start, every ``eval_every`` steps and at the end,
   with OpenCV's TELEA and NS on the same crops beside them; the same
-  values go to TensorBoard as ``eval/<method>/<mask_type>/<metric>``.
+  values go to TensorBoard as ``eval/<method>/<mask_type>/<metric>``;
+  ``eval_set.npz`` holds those crops and holes.
 
 The progress bar (stderr) shows the step, the generator's loss terms, the
 critics' total, images/s (every image read: critic, generator and guidance
@@ -495,6 +496,7 @@ class Trainer:
           ['w_' + n for n in self.auxiliary.tunable.names])
     self.eval_log = None
     if self.validating and self.is_chief:
+      self._save_validation_set()
       self.eval_log = validation.EvalLog(
           os.path.join(log_dir, validation.EVAL_CSV))
 
@@ -639,6 +641,18 @@ class Trainer:
       return
     if self.is_chief:
       models.save_generator_config(self.generator, self.log_dir)
+
+  def _save_validation_set(self) -> None:
+    """Writes ``eval_set.npz``; a resumed run must score the same set."""
+    path = os.path.join(self.log_dir, validation.EVAL_SET)
+    if os.path.exists(path):
+      if not validation.ValidationSet.load(path).same_as(self.validation_set):
+        raise ValueError(
+            f'log_dir: {path} holds other held-out crops or holes than this '
+            'run draws (another --eval_data, --eval_crops_per_image, '
+            '--eval_seed or hole setting); use a new --log_dir')
+      return
+    self.validation_set.save(path)
 
   def _restore(self) -> Optional[str]:
     path = self.manager.latest_checkpoint

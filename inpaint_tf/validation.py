@@ -14,13 +14,17 @@ mask type and over both (``'all'``).
 
 ``EvalLog`` keeps the scores of a run in ``<log_dir>/eval.csv``, one row per
 ``(step, method, mask_type, metric)``; a resumed run first drops the rows of
-steps after its checkpoint, so the file never holds a step twice.
+steps after its checkpoint, so the file never holds a step twice. The set
+itself is saved as ``<log_dir>/eval_set.npz`` (``ValidationSet.save``), so
+that later evaluations (``tools/demo.py``) use the very same crops and
+holes, and a resumed run can check that it scores the same set.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import os
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -30,6 +34,7 @@ import tensorflow as tf
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
 from inpaint_tf import evaluation
+from inpaint_tf import fileio
 from inpaint_tf import image_io
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
@@ -40,6 +45,7 @@ HIGHER_IS_BETTER = {'psnr': True, 'ssim': True, 'l1': False}
 # Mean over every crop and mask type.
 ALL = 'all'
 EVAL_CSV = 'eval.csv'
+EVAL_SET = 'eval_set.npz'
 CSV_COLUMNS = ('step', 'method', 'mask_type', 'metric', 'value')
 _METRIC_FNS = {'psnr': metrics.psnr, 'ssim': metrics.ssim, 'l1': metrics.l1}
 
@@ -140,13 +146,50 @@ class ValidationSet:
   def __init__(self, images: Sequence[Tuple[str, np.ndarray]], size: int,
                mask_config: config_lib.MaskConfig, crops_per_image: int,
                seed: int):
-    self.images = held_out_crops(images, size, crops_per_image, seed)
-    self.masks = validation_masks(len(self.images), size, mask_config, seed)
+    crops = held_out_crops(images, size, crops_per_image, seed)
+    self._set(crops, validation_masks(len(crops), size, mask_config, seed))
+
+  def _set(self, images: np.ndarray, masks: Mapping[str, np.ndarray]) -> None:
+    self.images = images
+    self.masks = dict(masks)
     self.baselines = {}
     for method, cv2_name in evaluation.CV2_METHODS.items():
       self.baselines[method] = _scores(self.images, {
           t: metrics.cv2_inpaint(self.images, m, method=cv2_name)
           for t, m in self.masks.items()})
+
+  def save(self, path: str) -> None:
+    """Writes crops and masks to an ``.npz`` file (atomically)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=self.images,
+                        **{f'mask_{t}': m for t, m in self.masks.items()})
+    fileio.atomic_write(path, buffer.getvalue())
+
+  @classmethod
+  def load(cls, path: str) -> 'ValidationSet':
+    """The set saved by ``save`` (baselines recomputed).
+
+    Raises:
+      ValueError: naming the file, when it is missing or not such a file.
+    """
+    try:
+      with np.load(path) as saved:
+        images = saved['images']
+        masks = {t: saved[f'mask_{t}'] for t in MASK_TYPES}
+    except (OSError, KeyError, ValueError) as e:
+      raise ValueError(f'eval_set: expected a validation set saved by the '
+                       f'trainer at {path!r}, got {type(e).__name__}: {e}'
+                       ) from None
+    out = cls.__new__(cls)
+    out._set(images, masks)
+    return out
+
+  def same_as(self, other: 'ValidationSet') -> bool:
+    """Whether both hold the same crops and masks."""
+    return (np.array_equal(self.images, other.images)
+            and self.masks.keys() == other.masks.keys()
+            and all(np.array_equal(m, other.masks[t])
+                    for t, m in self.masks.items()))
 
   def __len__(self) -> int:
     return len(self.images) * len(self.masks)

@@ -135,7 +135,7 @@ class IterativeGuidanceLossTest(tf.test.TestCase):
       else:
         self.assertAllClose(grads[0], -np.sign(feats[0] - targs[0]) /
                             np.prod(shapes[0]))
-    self.assertEqual(config_lib.LossConfig().igl_stop_gradient, True)
+    self.assertEqual(config_lib.LossConfig().igl_stop_gradient, False)
     self.assertAllClose(losses.iterative_guidance_loss((), ()), 0.0)
 
   def test_mismatch(self):

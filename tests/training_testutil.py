@@ -2,9 +2,12 @@
 
 import dataclasses
 import os
+import shutil
+import tempfile
 
 import cv2
 import numpy as np
+import tensorflow as tf
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import training
@@ -50,3 +53,16 @@ def tiny_trainer_kwargs(variant='gepenet', batch_size=2, seed=0,
           training.TrainConfig(), image_size=IMAGE_SIZE, batch_size=batch_size,
           seed=seed, log_every=1, image_every=100, checkpoint_every=100),
   )
+
+
+class TrainingTestCase(tf.test.TestCase):
+  """A class-wide temporary folder of images and a batch-2 ``DatasetFn``."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp()
+    cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
+    cls.images = write_images(os.path.join(cls.root, 'images'))
+    cls.dataset_fn = staticmethod(training.make_dataset_fn(
+        cls.images, IMAGE_SIZE, 2, MASK_CONFIG, seed=0))

@@ -5,11 +5,13 @@
    ones), through ``tools.train``; a run that exists resumes.
 2. Exports the generator with ``tools.export`` to
    ``<output_dir>/saved_model``.
-3. Cuts crops from the held-out images, gives each a square hole and a
-   free-form hole, completes them with the SavedModel and with OpenCV's
-   TELEA and NS inpainting, and writes ``grid.png``, ``metrics.json`` (means
-   over all held-out crops), ``details/metrics.{csv,json}`` (per mask type
-   and hole-ratio bin) and prints the table.
+3. Completes the held-out crops the trainer validated on (crops of the
+   held-out images, each with a square hole and a free-form hole, saved in
+   the run's ``eval_set.npz``) with the SavedModel and with OpenCV's TELEA
+   and NS inpainting, and writes ``grid.png``, ``metrics.json`` (means over
+   all held-out crops), ``details/metrics.{csv,json}`` (per mask type and
+   hole-ratio bin), ``curves.png`` (the held-out scores during training,
+   from the run's ``eval.csv``) and prints the table.
 
   python -m tools.demo [--output_dir=results/demo] [--max_steps=N]
 """
@@ -22,18 +24,15 @@ import subprocess
 import sys
 from typing import List
 
-from absl import app
 from absl import flags
 import cv2
 import numpy as np
 
-from inpaint_tf import config as config_lib
-from inpaint_tf import data as data_lib
 from inpaint_tf import evaluation
 from inpaint_tf import export
 from inpaint_tf import fileio
 from inpaint_tf import inference
-from inpaint_tf import masks as masks_lib
+from inpaint_tf import validation
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('output_dir', 'results/demo', 'Where results go.')
@@ -41,11 +40,7 @@ flags.DEFINE_string('flagfile_path', 'flags/demo.cfg',
                     'Training flagfile of the demo.')
 flags.DEFINE_integer('max_steps', None,
                      'Override the flagfile\'s training steps.')
-flags.DEFINE_integer('crop_size', 64,
-                     'Held-out crop size; must match the trained image size.')
-flags.DEFINE_integer('crops_per_image', 4, 'Crops cut from each held-out image.')
 flags.DEFINE_integer('grid_rows', 8, 'Crops shown in grid.png.')
-flags.DEFINE_integer('seed', 1234, 'Seed of the crops and evaluation masks.')
 
 METHODS = ('gepenet', 'cv2_telea', 'cv2_ns')
 SUMMARY_METRICS = ('psnr', 'ssim', 'l1', 'l1_percent', 'mae')
@@ -57,40 +52,6 @@ def _run(args: List[str]) -> None:
   code = subprocess.call([sys.executable, '-m'] + args)
   if code:
     raise ValueError(f'{args[0]}: exited with status {code}')
-
-
-def held_out_crops(size: int, per_image: int, seed: int) -> np.ndarray:
-  """Deterministic ``size`` crops of the held-out demo images, uint8 [N,s,s,3]."""
-  _, held_out = data_lib.split_demo_images(data_lib.skimage_demo_images())
-  rng = np.random.default_rng(seed)
-  crops = []
-  for _, image in held_out:
-    height, width = image.shape[:2]
-    for _ in range(per_image):
-      top = rng.integers(0, height - size + 1)
-      left = rng.integers(0, width - size + 1)
-      crops.append(image[top:top + size, left:left + size])
-  return np.stack(crops)
-
-
-def evaluation_masks(count: int, size: int, seed: int):
-  """A square (GMCNN-style, half the size) and a free-form mask per crop."""
-  mask_config = config_lib.MaskConfig()
-  scale = size / 256.
-  square = masks_lib.make_mask_fn(
-      config_lib.MaskConfig(hole_size=size // 2,
-                            max_delta=int(mask_config.max_delta * scale)),
-      size, size)
-  free_form = masks_lib.make_mask_fn(
-      config_lib.MaskConfig(
-          mask_type='free_form',
-          ff_max_length=max(1, int(mask_config.ff_max_length * scale)),
-          ff_max_brush_width=max(
-              10, int(mask_config.ff_max_brush_width * scale)),
-          ff_parts=2),
-      size, size)
-  return {'square': evaluation.draw_masks(square, count, seed),
-          'free_form': evaluation.draw_masks(free_form, count, seed + 1)}
 
 
 def write_grid(path: str, images, masks, outputs, rows: int) -> None:
@@ -121,10 +82,11 @@ def main(argv):
         f'--output_dir={saved_model}', '--overwrite'])
 
   model = export.load_saved_model(saved_model)
-  images = held_out_crops(FLAGS.crop_size, FLAGS.crops_per_image, FLAGS.seed)
+  eval_set = validation.ValidationSet.load(
+      os.path.join(run_dir, validation.EVAL_SET))
+  images = eval_set.images
   per_type = {}
-  for mask_type, masks in evaluation_masks(len(images), FLAGS.crop_size,
-                                           FLAGS.seed).items():
+  for mask_type, masks in eval_set.masks.items():
     per_type[mask_type] = (masks, evaluation.evaluate(
         model, images, masks, name='gepenet', mask_type=mask_type,
         return_outputs=True))
@@ -142,10 +104,12 @@ def main(argv):
   details = os.path.join(FLAGS.output_dir, 'details')
   os.makedirs(details, exist_ok=True)
   evaluation.write_report(combined, details, settings={
-      'crops': int(len(images)), 'crop_size': FLAGS.crop_size,
-      'seed': FLAGS.seed})
+      'crops': int(len(images)), 'crop_size': int(images.shape[1])})
   fileio.atomic_write(os.path.join(FLAGS.output_dir, 'metrics.json'),
                       json.dumps(summary, indent=2) + '\n')
+  _run(['tools.plot_eval',
+        f'--csv={os.path.join(run_dir, validation.EVAL_CSV)}',
+        f'--output={os.path.join(FLAGS.output_dir, "curves.png")}'])
   masks, result = per_type['square']
   ff_masks, ff_result = per_type['free_form']
   half = FLAGS.grid_rows // 2
@@ -166,7 +130,7 @@ def main(argv):
                                     for m in SUMMARY_METRICS))
   best = max(METHODS, key=lambda m: summary[m]['psnr'])
   print(f'\nBest PSNR: {best}. Results in {FLAGS.output_dir}/ '
-        '(grid.png, metrics.json, details/, saved_model/).')
+        '(grid.png, curves.png, metrics.json, details/, saved_model/).')
 
 
 if __name__ == '__main__':
