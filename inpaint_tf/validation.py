@@ -140,7 +140,9 @@ class ValidationSet:
   Attributes:
     images: uint8 [N,size,size,3] crops.
     masks: ``{mask_type: uint8 [N,size,size,1]}``, 1 = hole.
-    baselines: ``{method: Scores}`` of ``evaluation.CV2_METHODS``.
+    baselines: ``{method: Scores}`` of ``evaluation.CV2_METHODS``, computed
+      on first use (a loaded set that is only compared or re-scored by
+      ``evaluation.evaluate`` never runs OpenCV here).
   """
 
   def __init__(self, images: Sequence[Tuple[str, np.ndarray]], size: int,
@@ -152,11 +154,18 @@ class ValidationSet:
   def _set(self, images: np.ndarray, masks: Mapping[str, np.ndarray]) -> None:
     self.images = images
     self.masks = dict(masks)
-    self.baselines = {}
-    for method, cv2_name in evaluation.CV2_METHODS.items():
-      self.baselines[method] = _scores(self.images, {
-          t: metrics.cv2_inpaint(self.images, m, method=cv2_name)
-          for t, m in self.masks.items()})
+    self._baselines = None
+
+  @property
+  def baselines(self) -> Dict[str, Scores]:
+    """``{method: Scores}`` of ``evaluation.CV2_METHODS``, computed once."""
+    if self._baselines is None:
+      self._baselines = {
+          method: _scores(self.images, {
+              t: metrics.cv2_inpaint(self.images, m, method=cv2_name)
+              for t, m in self.masks.items()})
+          for method, cv2_name in evaluation.CV2_METHODS.items()}
+    return self._baselines
 
   def save(self, path: str) -> None:
     """Writes crops and masks to an ``.npz`` file (atomically)."""
@@ -167,7 +176,7 @@ class ValidationSet:
 
   @classmethod
   def load(cls, path: str) -> 'ValidationSet':
-    """The set saved by ``save`` (baselines recomputed).
+    """The set saved by ``save`` (baselines recomputed when first used).
 
     Raises:
       ValueError: naming the file, when it is missing or not such a file.
@@ -190,9 +199,6 @@ class ValidationSet:
             and self.masks.keys() == other.masks.keys()
             and all(np.array_equal(m, other.masks[t])
                     for t, m in self.masks.items()))
-
-  def __len__(self) -> int:
-    return len(self.images) * len(self.masks)
 
   def complete(self, complete_fn: CompleteFn) -> Dict[str, np.ndarray]:
     """``{mask_type: completed uint8 [N,size,size,3]}`` of ``complete_fn``."""
