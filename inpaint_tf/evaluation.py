@@ -108,7 +108,7 @@ def evaluate(model, images, masks, name: str = MODEL_NAME,
     inception: optional ``metrics.InceptionFeatures`` (or any callable
       uint8 [N,H,W,3] -> [N,D] features); adds ``fid``, the Frechet distance
       between the features of the completed and the original images, per
-      group of at least 2 images (NaN otherwise).
+      group of at least 2 images (None, printed '-', otherwise).
     pad_mode: see ``inference.inpaint``.
     return_outputs: also return the completed images.
 
@@ -170,7 +170,7 @@ def evaluate(model, images, masks, name: str = MODEL_NAME,
         if metric == 'fid':
           row[metric] = (metrics.frechet_distance(
               features['truth'][index], features[method][index])
-                         if index.size >= 2 else float('nan'))
+                         if index.size >= 2 else None)
         else:
           row[metric] = float(np.mean(per_image[method][metric][index]))
       rows.append(row)
@@ -214,7 +214,7 @@ def format_table(result: Dict[str, Any]) -> str:
     for col in cols:
       value = row[col]
       if isinstance(value, float):
-        value = 'nan' if not math.isfinite(value) else (
+        value = '-' if not math.isfinite(value) else (
             f'{value:.2f}' if col in ('psnr', 'l1_percent', 'mae', 'fid')
             else f'{value:.4f}')
       line.append('-' if value is None else str(value))

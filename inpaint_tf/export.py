@@ -15,8 +15,9 @@
   {"b64": ...}, "masks": {"b64": ...}}]}``: the server decodes ``b64``
   itself, and it base64-encodes outputs whose name ends in ``_bytes``.
 
-A mask file's hole is every pixel with a non-zero colour channel (an alpha
-channel, if any, is ignored), the same rule as ``image_io.load_mask``.
+A mask file's hole is every pixel with a non-zero colour channel at any bit
+depth (an alpha channel, if any, is ignored; JPEG masks above half the
+range), the same rule as ``image_io.load_mask``.
 ``assets.extra/generator.json`` records the generator's config and the
 padding mode. Only the generator's weights and the two serving graphs are
 saved (no Keras objects), so ``tf.saved_model.load`` needs no
@@ -31,6 +32,7 @@ import os
 import tensorflow as tf
 
 from inpaint_tf import fileio
+from inpaint_tf import image_io
 from inpaint_tf import inference
 
 IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8, name='image')
@@ -51,15 +53,9 @@ def decode_mask(data: tf.Tensor) -> tf.Tensor:
       channel count.
 
   Returns:
-    [H,W,1] uint8, 1 where any colour channel is non-zero (alpha ignored).
+    [H,W,1] uint8, 1 = hole (``image_io.decode_hole_map``).
   """
-  # uint16 keeps a 16-bit value of 1 non-zero (uint8 conversion would not).
-  m = tf.io.decode_image(data, channels=0, dtype=tf.uint16,
-                         expand_animations=False)
-  c = tf.shape(m)[-1]
-  colour = tf.where(tf.logical_or(tf.equal(c, 2), tf.equal(c, 4)), c - 1, c)
-  hole = tf.reduce_any(m[..., :colour] > 0, axis=-1, keepdims=True)
-  return tf.cast(hole, tf.uint8)
+  return tf.cast(image_io.decode_hole_map(data), tf.uint8)
 
 
 class InpaintModule(tf.Module):
@@ -96,11 +92,16 @@ class InpaintModule(tf.Module):
   def serve(self, image: tf.Tensor, mask: tf.Tensor):
     """uint8 image [N,H,W,3] and mask [N,H,W,1] -> {'inpainted': uint8}."""
     shape_i, shape_m = tf.shape(image), tf.shape(mask)
-    check = tf.debugging.assert_equal(
-        shape_i[:3], shape_m[:3],
-        message='mask: expected [N,H,W,1] with the N, H, W of image')
-    # The check must run before any op that would fail on the shapes first.
-    with tf.control_dependencies([check]):
+    checks = [
+        tf.debugging.assert_equal(
+            shape_i[:3], shape_m[:3],
+            message='mask: expected [N,H,W,1] with the N, H, W of image'),
+        tf.debugging.assert_positive(
+            shape_i[1:3],
+            message='image: expected [N,H,W,3] with H > 0 and W > 0'),
+    ]
+    # The checks must run before any op that would fail on the shapes first.
+    with tf.control_dependencies(checks):
       image = tf.identity(image)
     return {'inpainted': self._complete(image, mask)}
 
@@ -115,6 +116,14 @@ class InpaintModule(tf.Module):
 
     def one(pair):
       data, mask_data = pair
+      checks = [
+          tf.debugging.assert_equal(
+              image_io.image_status(bytes_), image_io.STATUS_OK,
+              message=f'{name}: expected an encoded PNG, JPEG, GIF or BMP '
+              'image')
+          for name, bytes_ in (('images', data), ('masks', mask_data))]
+      with tf.control_dependencies(checks):
+        data, mask_data = tf.identity(data), tf.identity(mask_data)
       image = tf.io.decode_image(data, channels=3, dtype=tf.uint8,
                                  expand_animations=False)
       mask = decode_mask(mask_data)

@@ -219,18 +219,28 @@ def decode_file(path: PathLike, channels: int = 0,
     ValueError: the file is missing, not an image or corrupt.
   """
   path = os.fspath(path)
+  contents = _checked_bytes(path, name)
+  try:
+    image = tf.io.decode_image(contents, channels=channels, dtype=tf.uint8,
+                               expand_animations=False)
+  except tf.errors.OpError as e:
+    raise _undecodable(name, path, e) from None
+  return image.numpy()
+
+
+def _checked_bytes(path: str, name: str) -> bytes:
+  """The bytes of ``path`` after ``image_status``; ValueError naming ``name``."""
   contents = _read_bytes(path, name)
   status = int(image_status(tf.constant(contents)))
   if status != STATUS_OK:
     raise ValueError(f'{name}: expected a JPEG, PNG, GIF or BMP image, got '
                      f'{path!r} ({STATUS_MESSAGES[status]})')
-  try:
-    image = tf.io.decode_image(contents, channels=channels, dtype=tf.uint8,
-                               expand_animations=False)
-  except tf.errors.OpError as e:
-    raise ValueError(f'{name}: expected a decodable image, got {path!r} '
-                     f'({e.message.strip()})') from None
-  return image.numpy()
+  return contents
+
+
+def _undecodable(name: str, path: str, err: tf.errors.OpError) -> ValueError:
+  return ValueError(f'{name}: expected a decodable image, got {path!r} '
+                    f'({err.message.strip()})')
 
 
 def load_image(path: PathLike, size: Optional[Size] = None) -> np.ndarray:
@@ -269,19 +279,53 @@ def resize_mask_nearest(mask: np.ndarray, size: Size) -> np.ndarray:
   return plane[..., None] if squeeze else plane
 
 
-def load_mask(path: PathLike, size: Optional[Size] = None,
-              invert: bool = False) -> np.ndarray:
-  """Loads a hole mask from any 8-bit image.
+# A lossy (JPEG) mask's hole: colour values above this fraction of the full
+# range (127 of 255 in 8 bits), so compression ringing around a hole's edge
+# and the noise in the black are not holes. Lossless formats use "non-zero".
+LOSSY_MASK_THRESHOLD = 0.5
 
-  A pixel is a hole when any colour channel is non-zero (alpha ignored), so
-  white-on-black masks such as NVIDIA's irregular *testing* masks load as
-  they are. Pass ``invert=True`` for sets that store holes in black (e.g.
-  NVIDIA's irregular *training* masks).
+
+def decode_hole_map(contents: tf.Tensor) -> tf.Tensor:
+  """Hole map of an encoded mask image of any bit depth; usable in graphs.
+
+  A pixel is a hole when any colour channel is non-zero (alpha ignored),
+  whether the file holds 8 or 16 bits per channel: it is decoded as uint16,
+  so a 16-bit value of 1 stays a hole. JPEG data (lossy) is thresholded at
+  ``LOSSY_MASK_THRESHOLD`` of the range instead.
+
+  Args:
+    contents: scalar tf.string, an encoded PNG, JPEG, GIF or BMP (grey,
+      grey + alpha, RGB or RGBA).
+
+  Returns:
+    [H,W,1] tf.bool, True = hole.
+  """
+  contents = tf.convert_to_tensor(contents, tf.string)
+  image = tf.io.decode_image(contents, channels=0, dtype=tf.uint16,
+                             expand_animations=False)
+  c = tf.shape(image)[-1]
+  colour = tf.where(tf.logical_or(tf.equal(c, 2), tf.equal(c, 4)), c - 1, c)
+  threshold = tf.where(_starts_with(contents, _JPEG_START),
+                       int(LOSSY_MASK_THRESHOLD * 65535), 0)
+  return tf.reduce_any(tf.cast(image[..., :colour], tf.int32) > threshold,
+                       axis=-1, keepdims=True)
+
+
+def load_mask(path: PathLike, size: Optional[Size] = None,
+              invert: bool = False, name: str = 'path') -> np.ndarray:
+  """Loads a hole mask from an image file of any bit depth.
+
+  A pixel is a hole when any colour channel is non-zero (alpha ignored;
+  8- and 16-bit files alike; JPEG files above half the range, see
+  ``decode_hole_map``), so white-on-black masks such as NVIDIA's irregular
+  *testing* masks load as they are. Pass ``invert=True`` for sets that
+  store holes in black (e.g. NVIDIA's irregular *training* masks).
 
   Args:
     path: JPEG, PNG, GIF or BMP file.
     size: optional (height, width) or int: nearest-neighbour resize.
     invert: holes are the zero pixels instead.
+    name: argument name for error messages.
 
   Returns:
     float32 [H,W,1] in {0, 1}, 1 = hole.
@@ -289,13 +333,15 @@ def load_mask(path: PathLike, size: Optional[Size] = None,
   Raises:
     ValueError: the file is missing, not an image or corrupt.
   """
-  image = decode_file(path, channels=0)
-  if image.shape[-1] in (2, 4):  # Grey + alpha, RGBA.
-    image = image[..., :-1]
-  hole = np.any(image != 0, axis=-1)
+  path = os.fspath(path)
+  contents = _checked_bytes(path, name)
+  try:
+    hole = decode_hole_map(tf.constant(contents)).numpy()
+  except tf.errors.OpError as e:
+    raise _undecodable(name, path, e) from None
   if invert:
     hole = ~hole
-  mask = hole.astype(np.float32)[..., None]
+  mask = hole.astype(np.float32)
   if size is not None:
     mask = resize_mask_nearest(mask, size)
   return mask

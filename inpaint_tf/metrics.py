@@ -7,7 +7,9 @@ grouped by mask type and hole-ratio bin):
 
 * ``l1``: mean absolute error with pixels in [0, 1]; ``l1_percent`` is
   100 times that (the papers' "L1 (%)"); ``mae``: the same on 0..255.
-* ``psnr``: ``10 log10(255^2 / MSE)`` over all pixels and channels.
+* ``psnr``: ``10 log10(255^2 / MSE)`` over all pixels and channels, capped
+  at ``PSNR_CAP`` = 100 dB, so an exact reconstruction (a flat image that
+  cv2 fills perfectly) has a finite score and means stay finite.
 * ``ssim``: ``tf.image.ssim`` with ``max_val=255`` (11x11 Gaussian window,
   sigma 1.5, k1 0.01, k2 0.03, valid window positions, mean over
   channels), the same definition as scikit-image's
@@ -37,6 +39,8 @@ INCEPTION_WEIGHTS_URL = ('https://storage.googleapis.com/tensorflow/'
                          'keras-applications/inception_v3/'
                          + INCEPTION_WEIGHTS_FILE)
 INCEPTION_INPUT_SIZE = 299
+# PSNR of identical images (and the ceiling of every PSNR), dB.
+PSNR_CAP = 100.0
 CV2_INPAINT_METHODS = {'telea': cv2.INPAINT_TELEA, 'ns': cv2.INPAINT_NS}
 _HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
 # tf.image.ssim's default window.
@@ -94,7 +98,10 @@ def l1_percent(a, b) -> Metric:
 
 
 def psnr(a, b) -> Metric:
-  """PSNR in dB per image, ``10 log10(255^2 / MSE)`` (inf if identical).
+  """PSNR in dB per image, ``10 log10(255^2 / MSE)``, at most ``PSNR_CAP``.
+
+  Identical images score ``PSNR_CAP`` (100 dB, an MSE of 6.5e-6 grey
+  levels squared) instead of infinity.
 
   Args:
     a: uint8 [H,W,3] or [N,H,W,3].
@@ -107,7 +114,7 @@ def psnr(a, b) -> Metric:
   mse = np.square(a.astype(np.float64) - b.astype(np.float64)).mean(
       axis=(1, 2, 3))
   with np.errstate(divide='ignore'):
-    values = 10. * np.log10(255. ** 2 / mse)
+    values = np.minimum(10. * np.log10(255. ** 2 / mse), PSNR_CAP)
   return _out(values, single)
 
 

@@ -154,6 +154,42 @@ class LoadTest(tf.test.TestCase):
                                                  1))
 
 
+  def test_load_mask_every_bit_depth_and_layout(self):
+    # One hole pattern, stored with a value of 1 (a hole by "non-zero") at
+    # 8 and 16 bits, as grey, grey + alpha, RGB and RGBA (the hole in one
+    # colour channel only; alpha opaque everywhere).
+    hole = np.zeros((7, 9), bool)
+    hole[1:4, 2:6] = True
+    hole[6, 8] = True
+    for dtype in (np.uint8, np.uint16):
+      for channels in (1, 2, 3, 4):
+        image = np.zeros((7, 9, channels), dtype)
+        image[..., min(channels - 1, 1) if channels != 2 else 0][hole] = 1
+        if channels in (2, 4):
+          image[..., -1] = np.iinfo(dtype).max
+        path = os.path.join(self.dir, f'm{channels}_{dtype.__name__}.png')
+        with open(path, 'wb') as f:
+          f.write(tf.io.encode_png(image).numpy())
+        with self.subTest(dtype=dtype.__name__, channels=channels):
+          np.testing.assert_array_equal(data_lib.load_mask(path)[..., 0],
+                                        hole.astype(np.float32))
+
+  def test_load_mask_jpeg_threshold(self):
+    # A JPEG of a white-on-black mask has ringing of small non-zero values
+    # around the hole; the hole is what lies above half the range.
+    plane = np.zeros((32, 32), np.uint8)
+    plane[8:20, 5:27] = 255
+    path = os.path.join(self.dir, 'm.jpg')
+    cv2.imwrite(path, plane, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    noisy = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    self.assertTrue(((noisy > 0) & (plane == 0)).any())  # There is noise.
+    np.testing.assert_array_equal(data_lib.load_mask(path)[..., 0],
+                                  (plane > 0).astype(np.float32))
+    np.testing.assert_array_equal(
+        data_lib.load_mask(path)[..., 0],
+        (noisy > 255 * image_io.LOSSY_MASK_THRESHOLD).astype(np.float32))
+
+
 class MakeDatasetTest(tf.test.TestCase):
 
   def setUp(self):

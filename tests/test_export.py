@@ -101,6 +101,32 @@ class ExportTest(tf.test.TestCase):
       out = export.decode_mask(tf.io.encode_png(image)).numpy()
       self.assertAllEqual(out, expected.astype(np.uint8))
 
+  def test_bytes_signature_16_bit_mask(self):
+    image = util.random_image(16, 16, seed=6)
+    mask16 = np.zeros((16, 16, 1), np.uint16)
+    mask16[3:9, 4:12] = 1
+    out = self.loaded.signatures[export.SERVING_BYTES](
+        images=tf.constant([tf.io.encode_png(image).numpy()]),
+        masks=tf.constant([tf.io.encode_png(mask16).numpy()]))
+    out = tf.io.decode_png(out['inpainted_bytes'][0]).numpy()
+    self.assertAllEqual(out, inference.inpaint(self.gen, image,
+                                               mask16.astype(np.uint8)))
+    self.assertFalse(np.array_equal(out, image))
+
+  def test_bad_inputs_name_the_input(self):
+    png = tf.io.encode_png(util.random_image(16, 16, seed=7)).numpy()
+    serve_bytes = self.loaded.signatures[export.SERVING_BYTES]
+    for images, masks, name in (([png], [b'garbage'], 'masks'),
+                                ([b'garbage'], [png], 'images')):
+      with self.subTest(name=name):
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                    f'{name}: expected an encoded PNG'):
+          serve_bytes(images=tf.constant(images), masks=tf.constant(masks))
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                'image: expected .* H > 0'):
+      self._serve(np.zeros((1, 0, 16, 3), np.uint8),
+                  np.zeros((1, 0, 16, 1), np.uint8))
+
   def test_saved_model_cli_show_and_run(self):
     image = util.random_image(20, 30, seed=5)[None]
     mask = util.box_mask(20, 30, 5, 5, 10, 10)[None]

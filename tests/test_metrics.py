@@ -43,7 +43,11 @@ class PixelMetricsTest(tf.test.TestCase):
     self.assertEqual(metrics_lib.l1(black, white), 1.)
     self.assertEqual(metrics_lib.l1_percent(black, white), 100.)
     self.assertEqual(metrics_lib.psnr(black, white), 0.)
-    self.assertEqual(metrics_lib.psnr(white, white), np.inf)
+    self.assertEqual(metrics_lib.psnr(white, white), metrics_lib.PSNR_CAP)
+    one_off = white.copy()
+    one_off[0, 0, 0] = 254  # MSE 1/48: 10 log10(255^2 * 48) = 64.9 dB.
+    self.assertAllClose(metrics_lib.psnr(one_off, white),
+                        10 * np.log10(255. ** 2 * 48))
 
   def test_ssim_against_skimage(self):
     a, b = _pair(1)

@@ -19,6 +19,7 @@ from inpaint_tf import evaluation
 from inpaint_tf import image_io
 from inpaint_tf import inference
 from inpaint_tf import masks as masks_lib
+from inpaint_tf import metrics
 from inpaint_tf import models
 import serving_testutil as util
 
@@ -87,7 +88,7 @@ class EvaluationTest(tf.test.TestCase):
     self.assertEqual(bins[('net', '(0.2,0.3]')]['n'], 2)
     self.assertAllClose(bins[('net', '(0.2,0.3]')]['mae'],
                         diff[2:].mean())
-    self.assertTrue(np.isnan(bins[('net', '(0.1,0.2]')]['fid']))  # n = 1.
+    self.assertIsNone(bins[('net', '(0.1,0.2]')]['fid'])  # n = 1.
     self.assertEqual(bins[('net', '(0.2,0.3]')]['mask_type'], 'square')
 
     table = evaluation.format_table(result)
@@ -99,10 +100,25 @@ class EvaluationTest(tf.test.TestCase):
       report = json.load(f)
     self.assertEqual(report['notes'], ['a note'])
     self.assertLen(report['rows'], len(result['rows']))
-    self.assertIsNone(report['rows'][1]['fid'])  # NaN -> null.
+    self.assertIsNone(report['rows'][1]['fid'])  # None -> null.
     with open(csv_path) as f:
       self.assertLen(f.read().splitlines(), 1 + len(result['rows']))
     self.assertCountEqual(os.listdir(folder), ['metrics.csv', 'metrics.json'])
+
+  def test_exact_method_scores_the_psnr_cap(self):
+    # cv2 fills a flat image exactly: its PSNR is the cap, never NaN or inf.
+    images = np.stack([np.full((16, 16, 3), 200, np.uint8),
+                       util.random_image(16, 16, seed=1)])
+    masks = np.stack([util.box_mask(16, 16, 4, 4, 6, 6)] * 2)
+    grey = lambda masked, mask: tf.zeros_like(masked)
+    result = evaluation.evaluate(grey, images, masks, name='net')
+    per_image = result['per_image']['cv2_ns']['psnr']
+    self.assertEqual(per_image[0], metrics.PSNR_CAP)
+    self.assertLess(per_image[1], metrics.PSNR_CAP)
+    self.assertAllClose(result['summary']['cv2_ns']['psnr'],
+                        per_image.mean())
+    self.assertNotIn('nan', evaluation.format_table(result))
+    self.assertNotIn('inf', evaluation.format_table(result))
 
   def test_bad_input(self):
     images = np.zeros((2, 16, 16, 3), np.uint8)
