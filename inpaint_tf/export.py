@@ -184,14 +184,21 @@ def load_saved_model(saved_model_dir: str):
     ``inpaint_tf.inference.inpaint``.
 
   Raises:
-    ValueError: the directory holds no SavedModel or lacks the signature.
+    ValueError: the directory holds no SavedModel, a corrupt one, or one
+      without the signature.
   """
   if not (tf.io.gfile.exists(os.path.join(saved_model_dir, 'saved_model.pb'))
           or tf.io.gfile.exists(os.path.join(saved_model_dir,
                                              'saved_model.pbtxt'))):
     raise ValueError(f'saved_model: expected a SavedModel directory '
                      f'(with saved_model.pb), got {saved_model_dir!r}')
-  loaded = tf.saved_model.load(saved_model_dir)
+  try:
+    loaded = tf.saved_model.load(saved_model_dir)
+  except (OSError, ValueError, tf.errors.OpError) as e:
+    reason = ' '.join(str(getattr(e, 'message', e)).split())
+    raise ValueError(f'saved_model: expected a SavedModel written by '
+                     f'tools.export, got {saved_model_dir!r} that cannot be '
+                     f'loaded ({reason})') from None
   if SERVING_DEFAULT not in loaded.signatures:
     raise ValueError(f'saved_model: {saved_model_dir!r} has no '
                      f'{SERVING_DEFAULT!r} signature, only '

@@ -18,13 +18,19 @@ import numpy as np
 import tensorflow as tf
 
 
-def atomic_write(path: str, data: Union[bytes, str]) -> None:
+def atomic_write(path: str, data: Union[bytes, str],
+                 name: str = 'output') -> None:
   """Writes ``data`` to ``path`` through a temporary file and a rename.
 
   Args:
     path: destination file; its parent directory is created if missing.
     data: bytes, or text written as UTF-8.
+    name: argument name for error messages.
+
+  Raises:
+    ValueError: ``path`` is a directory (nothing is written).
   """
+  check_output_file(path, name)
   if isinstance(data, str):
     data = data.encode('utf-8')
   parent = os.path.dirname(os.path.abspath(path))
@@ -40,6 +46,13 @@ def atomic_write(path: str, data: Union[bytes, str]) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def check_output_file(path: str, name: str = 'output') -> None:
+  """Raises ValueError naming ``name`` if ``path`` is an existing directory."""
+  if os.path.isdir(path):
+    raise ValueError(f'{name}: expected a file name, got the directory '
+                     f'{path!r}')
 
 
 def check_output_dir(path: str, overwrite: bool = False) -> None:
@@ -86,13 +99,14 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
     raise
 
 
-def encode_image(path: str, image) -> bytes:
+def encode_image(path: str, image, name: str = 'output') -> bytes:
   """Encodes a uint8 [H,W,3] (or [H,W,1]) RGB image for ``path``'s extension.
 
   PNG for ``.png``, JPEG (quality 95) for ``.jpg``/``.jpeg``.
 
   Raises:
-    ValueError: another extension, or not a uint8 [H,W,1|3] array.
+    ValueError: another extension (naming ``name``), or not a uint8
+      [H,W,1|3] array.
   """
   image = np.asarray(image)
   if (image.dtype != np.uint8 or image.ndim != 3
@@ -104,10 +118,16 @@ def encode_image(path: str, image) -> bytes:
     return tf.io.encode_png(image).numpy()
   if ext in ('.jpg', '.jpeg'):
     return tf.io.encode_jpeg(image, quality=95).numpy()
-  raise ValueError(f'output: expected a .png, .jpg or .jpeg file name, got '
+  raise ValueError(f'{name}: expected a .png, .jpg or .jpeg file name, got '
                    f'{path!r}')
 
 
-def write_image(path: str, image) -> None:
+def check_image_output(path: str, name: str = 'output') -> None:
+  """Raises ValueError unless ``path`` can take an image (before any work)."""
+  check_output_file(path, name)
+  encode_image(path, np.zeros((1, 1, 3), np.uint8), name)
+
+
+def write_image(path: str, image, name: str = 'output') -> None:
   """Atomically writes a uint8 RGB image; format from the extension."""
-  atomic_write(path, encode_image(path, image))
+  atomic_write(path, encode_image(path, image, name), name)

@@ -199,8 +199,9 @@ def _read_bytes(path: str, name: str) -> bytes:
     with tf.io.gfile.GFile(path, 'rb') as f:
       return f.read()
   except tf.errors.OpError as e:
+    reason = e.message.split('; ')[-1]  # Drops the path TensorFlow repeats.
     raise ValueError(f'{name}: expected a readable image file, got {path!r} '
-                     f'({e.message})') from None
+                     f'({reason})') from None
 
 
 def decode_file(path: PathLike, channels: int = 0,
@@ -231,6 +232,9 @@ def decode_file(path: PathLike, channels: int = 0,
 def _checked_bytes(path: str, name: str) -> bytes:
   """The bytes of ``path`` after ``image_status``; ValueError naming ``name``."""
   contents = _read_bytes(path, name)
+  if not contents:
+    raise ValueError(f'{name}: expected a JPEG, PNG, GIF or BMP image, got '
+                     f'{path!r} (an empty file)')
   status = int(image_status(tf.constant(contents)))
   if status != STATUS_OK:
     raise ValueError(f'{name}: expected a JPEG, PNG, GIF or BMP image, got '
@@ -243,13 +247,15 @@ def _undecodable(name: str, path: str, err: tf.errors.OpError) -> ValueError:
                     f'({err.message.strip()})')
 
 
-def load_image(path: PathLike, size: Optional[Size] = None) -> np.ndarray:
+def load_image(path: PathLike, size: Optional[Size] = None,
+               name: str = 'path') -> np.ndarray:
   """Loads an RGB image (grey is replicated, alpha dropped).
 
   Args:
     path: JPEG, PNG, GIF or BMP file.
     size: optional (height, width) or int: bilinear resize (antialiased when
       shrinking), like the training pipeline.
+    name: argument name for error messages.
 
   Returns:
     uint8 [H,W,3] array.
@@ -257,7 +263,7 @@ def load_image(path: PathLike, size: Optional[Size] = None) -> np.ndarray:
   Raises:
     ValueError: the file is missing, not an image or corrupt.
   """
-  image = decode_file(path, channels=3)
+  image = decode_file(path, channels=3, name=name)
   if size is not None:
     size = pair('size', size)
     if image.shape[:2] != size:

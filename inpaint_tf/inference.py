@@ -269,8 +269,8 @@ def inpaint_files(image_path: str, mask_path: str, output_path: str,
   Args:
     image_path: JPEG, PNG, GIF or BMP image of any size (grey is replicated
       to RGB, alpha dropped).
-    mask_path: any 8-bit image of the same size; a pixel is a hole when any
-      colour channel is non-zero (``image_io.load_mask``).
+    mask_path: an image of the same size and any bit depth; a pixel is a
+      hole when any colour channel is non-zero (``image_io.load_mask``).
     output_path: ``.png`` or ``.jpg`` file to write.
     saved_model_dir: SavedModel from ``inpaint_tf.export`` (exactly one of
       this and ``checkpoint_dir``).
@@ -286,18 +286,20 @@ def inpaint_files(image_path: str, mask_path: str, output_path: str,
 
   Raises:
     ValueError: unreadable or non-image files, sizes that differ, a bad
-      output name, a checkpoint of another variant, ...
+      output name, a checkpoint of another variant, ...; each message
+      starts with the argument at fault (``image``, ``mask``, ``output``,
+      ``grid``, ``saved_model``, ``checkpoint_dir``).
   """
   if (saved_model_dir is None) == (checkpoint_dir is None):
     raise ValueError('expected exactly one of saved_model_dir and '
                      'checkpoint_dir')
   if pad_mode not in PAD_MODES:
     raise ValueError(f'pad_mode: expected one of {PAD_MODES}, got {pad_mode!r}')
-  for path in (output_path, grid_path):
-    if path is not None:  # Fails on a bad extension before any work.
-      fileio.encode_image(path, np.zeros((1, 1, 3), np.uint8))
-  image = image_io.load_image(image_path)
-  mask = image_io.load_mask(mask_path)
+  for path, name in ((output_path, 'output'), (grid_path, 'grid')):
+    if path is not None:  # Fails on a bad name before any work.
+      fileio.check_image_output(path, name)
+  image = image_io.load_image(image_path, name='image')
+  mask = image_io.load_mask(mask_path, name='mask')
   if mask.shape[:2] != image.shape[:2]:
     raise ValueError(f'mask: expected a {image.shape[0]}x{image.shape[1]} '
                      f'mask (the size of {os.path.basename(image_path)}), got '
@@ -309,8 +311,8 @@ def inpaint_files(image_path: str, mask_path: str, output_path: str,
   else:
     model = load_generator_fn(saved_model_dir, checkpoint_dir)
     result = inpaint(model, image, mask, pad_mode)
-  fileio.write_image(output_path, result)
+  fileio.write_image(output_path, result, 'output')
   if grid_path is not None:
     fileio.write_image(grid_path, side_by_side(
-        [image, show_holes(image, mask), result]))
+        [image, show_holes(image, mask), result]), 'grid')
   return result

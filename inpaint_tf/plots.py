@@ -41,8 +41,12 @@ def read_weights_csv(path: str) -> Tuple[np.ndarray, np.ndarray,
   Raises:
     ValueError: naming the file and the offending line.
   """
-  with open(path, newline='') as f:
-    rows = list(csv.reader(f))
+  try:
+    with open(path, newline='') as f:
+      rows = list(csv.reader(f))
+  except OSError as e:
+    raise ValueError(f'csv: expected a readable weights CSV, got {path!r} '
+                     f'({e.strerror})') from None
   rows = [r for r in rows if r and any(c.strip() for c in r)]
   if not rows:
     raise ValueError(f'csv: {path} is empty; expected a header '

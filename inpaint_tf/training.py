@@ -157,7 +157,8 @@ class NonFiniteLossError(RuntimeError):
     self.checkpoint = checkpoint
     kept = (f'last good checkpoint: {checkpoint}' if checkpoint
             else 'no checkpoint was written')
-    super().__init__(f'non-finite loss term {term!r} ({value}) at step '
+    kind = 'gradient norm' if term.endswith('grad_norm') else 'loss term'
+    super().__init__(f'non-finite {kind} {term!r} ({value}) at step '
                      f'{step}; training stopped, {kept}')
 
 

@@ -188,13 +188,39 @@ class GeneratorInpaintTest(tf.test.TestCase):
     text = os.path.join(folder, 'mask.txt')
     with open(text, 'w') as f:
       f.write('not an image')
+    empty_file = os.path.join(folder, 'empty_file.png')
+    open(empty_file, 'wb').close()
+    truncated = os.path.join(folder, 'truncated.png')
+    with open(image_path, 'rb') as f, open(truncated, 'wb') as g:
+      g.write(f.read()[:100])
+    bad_files = ((os.path.join(folder, 'missing.png'), 'No such file'),
+                 (empty_file, 'an empty file'),
+                 (truncated, 'truncated'),
+                 (text, 'not a JPEG, PNG'),
+                 (os.path.join(folder, 'sub'), 'Is a directory'))
     before = sorted(os.listdir(folder))
-    for mask_file, pattern in ((small, r'mask: expected a 20x26 mask'),
-                               (text, 'not a JPEG, PNG')):
-      with self.assertRaisesRegex(ValueError, pattern):
-        inference.inpaint_files(image_path, mask_file,
-                                os.path.join(folder, 'bad.png'),
-                                checkpoint_dir=self.run_dir)
+    # Each message starts with the argument at fault.
+    for bad, reason in bad_files:
+      for name in ('image', 'mask'):
+        with self.subTest(file=os.path.basename(bad), argument=name):
+          paths = {'image': image_path, 'mask': mask_path, name: bad}
+          with self.assertRaisesRegex(ValueError,
+                                      f'^{name}: expected .*{reason}'):
+            inference.inpaint_files(paths['image'], paths['mask'],
+                                    os.path.join(folder, 'bad.png'),
+                                    checkpoint_dir=self.run_dir)
+    with self.assertRaisesRegex(ValueError, r'^mask: expected a 20x26 mask'):
+      inference.inpaint_files(image_path, small,
+                              os.path.join(folder, 'bad.png'),
+                              checkpoint_dir=self.run_dir)
+    for output, grid, name in ((folder, None, 'output'),
+                               (out_path, os.path.join(folder, 'sub'),
+                                'grid')):
+      with self.assertRaisesRegex(ValueError,
+                                  f'^{name}: expected a file name, got the '
+                                  'directory'):
+        inference.inpaint_files(image_path, mask_path, output,
+                                checkpoint_dir=self.run_dir, grid_path=grid)
     with self.assertRaisesRegex(ValueError, 'output: expected a .png'):
       inference.inpaint_files(image_path, mask_path,
                               os.path.join(folder, 'bad.tif'),

@@ -42,6 +42,27 @@ def _run(tool, *args):
   return _finish(_start(tool, *args))
 
 
+class ErrorLineTest(tf.test.TestCase):
+  """tools._cli.error_line: one line that names the flag."""
+
+  def test_names_defined_flags_and_strips_function_nodes(self):
+    from tools import _cli  # pylint: disable=g-import-not-at-top
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    name = 'error_line_test_flag'
+    if name not in flags.FLAGS:
+      flags.DEFINE_string(name, None, 'A flag of this test.')
+    self.assertEqual(_cli.error_line(ValueError(f'{name}: expected x, got y')),
+                     f'error: --{name}: expected x, got y')
+    # Not a flag: the argument name stays as it is.
+    self.assertEqual(_cli.error_line(ValueError('no_such_flag: bad\nvalue')),
+                     'error: no_such_flag: bad value')
+    op_error = tf.errors.InvalidArgumentError(
+        None, None, '{{function_node __inference_serve_12}} '
+        f'{name}: expected H > 0\n\t [[{{node x}}]]')
+    self.assertEqual(_cli.error_line(op_error),
+                     f'error: --{name}: expected H > 0')
+
+
 class EvaluationTest(tf.test.TestCase):
   """The library behind tools/evaluate.py, with a stand-in model."""
 
@@ -223,9 +244,23 @@ class CliTest(tf.test.TestCase):
     util.make_run_dir(other, self.gen)
     models.save_generator_config(models.build_generator('gepenet', cnum=4),
                                  other)
+    garbage_model = os.path.join(folder, 'garbage_model')
+    os.makedirs(garbage_model)
+    with open(os.path.join(garbage_model, 'saved_model.pb'), 'w') as f:
+      f.write('garbage')
+    garbage_run = os.path.join(folder, 'garbage_run')
+    util.make_run_dir(garbage_run, self.gen)
+    ckpt_dir = os.path.join(garbage_run, 'ckpt')
+    for name in os.listdir(ckpt_dir):
+      if name != 'checkpoint':
+        with open(os.path.join(ckpt_dir, name), 'w') as f:
+          f.write('garbage')
+    out_dir = os.path.join(folder, 'out_dir.png')
+    os.makedirs(out_dir)
     output = os.path.join(folder, 'out.png')
     bad_out = os.path.join(folder, 'bad.png')
     image = f'--image={self.image_path}'
+    mask = f'--mask={self.mask_path}'
     procs = {
         'ok': _start('inpaint', f'--checkpoint_dir={self.run_dir}', image,
                      f'--mask={self.mask_path}', f'--output={output}'),
@@ -241,19 +276,49 @@ class CliTest(tf.test.TestCase):
                              f'--output_dir={folder}/eval2'),
         'variant': _start('export', f'--checkpoint_dir={other}',
                           f'--output_dir={folder}/model'),
+        'image_dir': _start('inpaint', f'--checkpoint_dir={self.run_dir}',
+                            f'--image={empty}', mask, f'--output={bad_out}'),
+        'output_dir': _start('inpaint', f'--checkpoint_dir={self.run_dir}',
+                             image, mask, f'--output={out_dir}'),
+        'saved_model': _start('inpaint', f'--saved_model={garbage_model}',
+                              image, mask, f'--output={bad_out}'),
+        'checkpoint': _start('inpaint', f'--checkpoint_dir={garbage_run}',
+                             image, mask, f'--output={bad_out}'),
+        'csv': _start('plot_weights', f'--csv={folder}/missing.csv',
+                      f'--output={folder}/w.png'),
+        'flagfile': _start('demo', f'--flagfile_path={folder}/missing.cfg',
+                           f'--output_dir={folder}/demo'),
     }
     rc, _, err = _finish(procs.pop('ok'))
     self.assertEqual(rc, 0, msg=err)
     self.assertAllEqual(image_io.load_image(output),
                         inference.inpaint(self.gen, self.image, self.mask))
-    self._expect_error(procs['size'], r'mask: expected a 37x50 mask',
+    self._expect_error(procs['size'], r'--mask: expected a 37x50 mask',
                        [bad_out])
-    self._expect_error(procs['not_image'], r'.*not a JPEG, PNG', [bad_out])
+    self._expect_error(procs['not_image'], r'--mask: .*not a JPEG, PNG',
+                       [bad_out])
+    self._expect_error(procs['image_dir'], r'--image: .*Is a directory',
+                       [bad_out])
+    self._expect_error(procs['output_dir'],
+                       r"--output: expected a file name, got the directory "
+                       f"'{out_dir}'$")
+    self.assertEqual(os.listdir(out_dir), [])
+    self._expect_error(procs['saved_model'],
+                       r'--saved_model: .*cannot be loaded', [bad_out])
+    self._expect_error(procs['checkpoint'],
+                       r'--checkpoint_dir: expected a readable checkpoint',
+                       [bad_out])
+    self._expect_error(procs['csv'], r'--csv: expected a readable',
+                       [f'{folder}/w.png'])
+    self._expect_error(procs['flagfile'],
+                       r'--flagfile_path: expected a flagfile',
+                       [f'{folder}/demo'])
     self._expect_error(procs['no_data'], r'--data: .*not found',
                        [f'{folder}/eval1'])
     self._expect_error(procs['empty_data'], r'--data: .*with none',
                        [f'{folder}/eval2'])
-    self._expect_error(procs['variant'], r"checkpoint_dir: .*'gepenet'.*snet",
+    self._expect_error(procs['variant'],
+                       r"--checkpoint_dir: .*'gepenet'.*snet",
                        [f'{folder}/model'])
     leftovers = [n for n in os.listdir(folder) if n.startswith('.')]
     self.assertEqual(leftovers, [])

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import glob
 import io
+import math
 import os
 import subprocess
 import sys
@@ -255,6 +256,9 @@ class StepsTest(util.TrainingTestCase):
     self.assertEqual(ctx.exception.step, 2)
     self.assertIn("'svw'", str(ctx.exception))
     self.assertIn('ckpt-1', str(ctx.exception))
+    self.assertIn('non-finite loss term', str(ctx.exception))
+    self.assertIn("non-finite gradient norm 'g_grad_norm'", str(
+        training.NonFiniteLossError('g_grad_norm', math.nan, 3, None)))
     self.assertEqual(
         [os.path.basename(p) for p in
          glob.glob(os.path.join(self.log_dir, 'ckpt', '*.index'))],

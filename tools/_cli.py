@@ -3,7 +3,10 @@
 ``run_main(main)`` replaces ``absl.app.run(main)``: bad input (a
 ``ValueError``, a file error, a TensorFlow op error such as an undecodable
 image) ends the program with one line ``error: ...`` on stderr and exit
-status 1 instead of a traceback. Import this module before TensorFlow so
+status 1 instead of a traceback. Library errors start with the name of the
+argument at fault (``image: expected ...``); where that name is one of the
+tool's flags the line names the flag as typed (``error: --image: expected
+...``). Import this module before TensorFlow so
 that TensorFlow's C++ start-up chatter stays off stderr and oneDNN's CPU
 kernels are used (see below); absl INFO logs
 (TensorFlow's own, e.g. from SavedModel saving) are hidden unless
@@ -23,6 +26,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+import re
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -31,14 +35,26 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+# TensorFlow's prefix on errors raised inside a tf.function.
+_FUNCTION_NODE = re.compile(r'\{\{function_node [^}]*\}\}')
+
 
 def error_line(err: BaseException) -> str:
-  """One line describing ``err`` (TensorFlow op errors: their first line)."""
+  """One line describing ``err``, naming the flag at fault where known.
+
+  TensorFlow op errors give their first line without the ``{{function_node
+  ...}}`` prefix; a leading ``name:`` that is a defined flag becomes
+  ``--name:``.
+  """
   if isinstance(err, tf.errors.OpError):
     lines = [l.strip() for l in str(err.message).splitlines() if l.strip()]
     text = lines[0] if lines else type(err).__name__
+    text = _FUNCTION_NODE.sub('', text).strip()
   else:
     text = ' '.join(str(err).split()) or type(err).__name__
+  name, sep, rest = text.partition(':')
+  if sep and name.isidentifier() and name in flags.FLAGS:
+    text = f'--{name}:{rest}'
   return f'error: {text}'
 
 

@@ -47,11 +47,14 @@ SUMMARY_METRICS = ('psnr', 'ssim', 'l1', 'l1_percent', 'mae')
 
 
 def _run(args: List[str]) -> None:
-  """Runs ``python -m <tool> args`` and stops the demo if it fails."""
+  """Runs ``python -m <tool> args``; if it fails, exits with its status.
+
+  The tool has printed its own error line; the demo adds none.
+  """
   print('$ python -m ' + ' '.join(args), flush=True)
   code = subprocess.call([sys.executable, '-m'] + args)
   if code:
-    raise ValueError(f'{args[0]}: exited with status {code}')
+    sys.exit(code if code > 0 else 128 - code)
 
 
 def write_grid(path: str, images, masks, outputs, rows: int) -> None:
@@ -71,6 +74,9 @@ def write_grid(path: str, images, masks, outputs, rows: int) -> None:
 
 def main(argv):
   del argv
+  if not os.path.isfile(FLAGS.flagfile_path):
+    raise ValueError(f'flagfile_path: expected a flagfile, got '
+                     f'{FLAGS.flagfile_path!r} (no such file)')
   run_dir = os.path.join(FLAGS.output_dir, 'run')
   saved_model = os.path.join(FLAGS.output_dir, 'saved_model')
   train_args = ['tools.train', f'--flagfile={FLAGS.flagfile_path}',

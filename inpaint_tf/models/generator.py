@@ -411,8 +411,8 @@ def load_generator(checkpoint_dir: str) -> Generator:
     The built Generator with restored weights.
 
   Raises:
-    ValueError: the directory, the JSON or the checkpoint is missing, or
-      the checkpoint holds a different generator (variant, width, ASPC).
+    ValueError: the directory, the JSON or the checkpoint is missing or
+      unreadable, or the checkpoint holds a different generator (variant, width, ASPC).
       'penet' and 'gepenet' have the same variables (they differ only in
       the IGL targets used in training), so the JSON decides between them.
   """
@@ -437,7 +437,12 @@ def load_generator(checkpoint_dir: str) -> Generator:
                      f'found none')
   gen = Generator.from_config(config)
   gen.build_on_dummy()
-  _check_checkpoint_matches(gen, checkpoint_path, config_path)
-  tf.train.Checkpoint(**{CHECKPOINT_KEY: gen}).restore(
-      checkpoint_path).expect_partial()
+  try:
+    _check_checkpoint_matches(gen, checkpoint_path, config_path)
+    tf.train.Checkpoint(**{CHECKPOINT_KEY: gen}).restore(
+        checkpoint_path).expect_partial()
+  except tf.errors.OpError as e:
+    reason = e.message.strip().splitlines()[0] if e.message.strip() else ''
+    raise ValueError(f'checkpoint_dir: expected a readable checkpoint, got '
+                     f'{checkpoint_path!r} ({reason})') from None
   return gen
