@@ -5,7 +5,8 @@
 DeepFill's file-list feeding, with what a long TF2 run needs:
 
   paths -> [seeded shuffle] -> [repeat] -> enumerate
-        -> read + check + decode (parallel)      unreadable files skipped
+        -> read + check + decode (parallel)      unreadable files counted
+        -> drop the unreadable
         -> [CelebA crop] -> resize or crop -> [flip] -> mask (parallel)
         -> batch -> prefetch
 
@@ -17,17 +18,17 @@ timing, and skipping a bad file does not change the draws of the others.
 
 Unreadable files: the bytes of every file are checked in the graph
 (``image_io.image_status``: known signature, JPEG/PNG end marker) before
-decoding; a file that fails is dropped, logged once (absl warning naming
-the file and the reason) and counted in a ``SkipCounter``. The check reads
-the first bytes and the last 64 of each file (the whole file only when the
-end marker is not there), so it scales to millions of files and stays in
-the parallel graph. As a last line of defence, decoder errors that the
-check cannot predict (a corrupt body with intact ends, a file deleted
-mid-run) are dropped by
-``Dataset.ignore_errors(log_warning=True)``: TensorFlow logs them, without
-the file name, and they are not counted. A long run never stops on a file.
-If every file is unreadable, iteration fails with a ValueError instead of
-looping forever.
+decoding. The check reads the first bytes and the last 64 of each file (the
+whole file only when the end marker is not there), so it scales to
+millions of files and stays in the parallel graph. Failures that the check
+cannot predict (a corrupt body with intact ends, a file deleted mid-run)
+are caught per file: each file is read and decoded in a one-element
+dataset whose errors are ignored, and an empty result stands for
+``image_io.STATUS_UNDECODABLE``. Either way the file is dropped, logged
+once (absl warning naming the file and the reason) and counted in a
+``SkipCounter`` (``summary()`` gives the line the training tool prints at
+the end). A long run never stops on a file. If every file is unreadable,
+iteration fails with a ValueError instead of looping forever.
 
 Also: ``skimage_demo_images``, the photographs and textures bundled with
 scikit-image, used by the demo so that it needs no download.
@@ -90,6 +91,9 @@ DEMO_HELD_OUT = ('chelsea', 'gravel', 'rocket')
 
 MaskSpec = Union[config_lib.MaskConfig, masks_lib.MaskFn]
 T = TypeVar('T')
+
+# Files read and decoded at the same time by a pipeline.
+_READ_PARALLELISM = max(2, min(16, os.cpu_count() or 2))
 
 
 class SkipCounter:
@@ -265,6 +269,16 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
     image = tf.cond(tf.equal(status, image_io.STATUS_OK), decode, skip)
     return {'index': index, 'path': path, 'status': status, 'image': image}
 
+  def read_or_mark(index, path):
+    # A read or decoder error empties the one-element dataset; the fallback
+    # element then carries the path with STATUS_UNDECODABLE.
+    failed = {'index': index, 'path': path,
+              'status': tf.constant(image_io.STATUS_UNDECODABLE),
+              'image': tf.zeros([1, 1, 3], tf.uint8)}
+    return (tf.data.Dataset.from_tensors((index, path)).map(read)
+            .ignore_errors()
+            .concatenate(tf.data.Dataset.from_tensors(failed)).take(1))
+
   def report(element):
     def record():
       done = tf.py_function(functools.partial(_record_skip, counter),
@@ -326,8 +340,9 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
   if repeat:
     ds = ds.repeat()
   ds = ds.enumerate()
-  ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.ignore_errors(log_warning=True)
+  ds = ds.interleave(read_or_mark, cycle_length=_READ_PARALLELISM,
+                     block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=True)
   ds = ds.filter(report)
   ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE,
               deterministic=True)

@@ -31,10 +31,15 @@ IMAGE_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png')
 STATUS_OK = 0
 STATUS_UNKNOWN_FORMAT = 1
 STATUS_TRUNCATED = 2
+# Set by the input pipeline, not by ``image_status``: reading or decoding
+# failed although the signature and end marker looked right.
+STATUS_UNDECODABLE = 3
 STATUS_MESSAGES = {
     STATUS_OK: 'ok',
     STATUS_UNKNOWN_FORMAT: 'not a JPEG, PNG, GIF or BMP image',
     STATUS_TRUNCATED: 'truncated image (no end marker)',
+    STATUS_UNDECODABLE: 'unreadable or corrupt image data (the read or the '
+                        'decoder failed)',
 }
 
 _JPEG_START = b'\xff\xd8\xff'

@@ -4,14 +4,32 @@
 align_corners=True)``, which the original contextual attention and GMCNN
 use everywhere; TF2's ``tf.image.resize(..., 'nearest')`` picks different
 pixels. The ``check_*`` helpers turn bad input into one ``ValueError`` that
-names the argument, the expected shape and what was given.
+names the argument, the expected shape and what was given;
+``op_error_text`` gives the readable line of a TensorFlow op error.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Optional, Sequence
 
 import tensorflow as tf
+
+# TensorFlow's prefix on errors raised inside a tf.function or tf.data.
+_FUNCTION_NODE = re.compile(r'\{\{function_node [^}]*\}\}')
+# An exception raised in a py_function, as its op error shows it.
+_PY_EXCEPTION = re.compile(r'^[A-Za-z_][A-Za-z0-9_.]*(Error|Exception): ')
+
+
+def op_error_text(err: tf.errors.OpError) -> str:
+  """The first line of an op error without TensorFlow's prefixes.
+
+  ``{{function_node ...}}`` is dropped, and so is the ``ValueError: `` that
+  an exception raised inside a ``py_function`` carries.
+  """
+  lines = [l.strip() for l in str(err.message).splitlines() if l.strip()]
+  text = _FUNCTION_NODE.sub('', lines[0]).strip() if lines else ''
+  return _PY_EXCEPTION.sub('', text) or type(err).__name__
 
 
 def resize_nearest(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:

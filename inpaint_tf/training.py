@@ -76,12 +76,14 @@ the latest one.
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import dataclasses
 import functools
 import json
 import math
 import os
+import signal
 import sys
 import time
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence
@@ -96,6 +98,7 @@ from inpaint_tf import inference
 from inpaint_tf import losses
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import models
+from inpaint_tf import ops
 from inpaint_tf import perceptual
 from inpaint_tf import validation
 from inpaint_tf.models import generator as generator_lib
@@ -162,6 +165,55 @@ class NonFiniteLossError(RuntimeError):
                      f'{step}; training stopped, {kept}')
 
 
+class TrainingInterrupted(RuntimeError):
+  """A stop was requested (``Trainer.request_stop``) and checkpointed.
+
+  Attributes:
+    signum: the signal that asked for the stop.
+    step: the step saved.
+    checkpoint: path of that checkpoint.
+    exit_status: ``128 + signum``, the shell's status for the signal (143
+      for SIGTERM, 130 for SIGINT).
+  """
+
+  def __init__(self, signum: int, step: int, checkpoint: Optional[str]):
+    self.signum = signum
+    self.step = step
+    self.checkpoint = checkpoint
+    self.exit_status = 128 + signum
+    super().__init__(f'stopped by {signal.Signals(signum).name} at step '
+                     f'{step}; checkpoint {checkpoint} written, the same '
+                     'command continues the run')
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: 'Trainer',
+                    signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)
+                    ) -> Iterator[None]:
+  """Within the block, the signals ask ``trainer`` to stop after its step.
+
+  SIGTERM (what schedulers send before killing a job) and SIGINT (Ctrl-C)
+  let the current step finish; ``Trainer.train`` then writes a checkpoint
+  and raises ``TrainingInterrupted``. A second signal of the same kind acts
+  at once, as if no handler were installed. The previous handlers come back
+  when the block ends. Main thread only (Python's signal rule).
+  """
+  previous = {s: signal.getsignal(s) for s in signums}
+
+  def handler(signum, frame):
+    del frame
+    signal.signal(signum, previous[signum])
+    trainer.request_stop(signum)
+
+  for s in signums:
+    signal.signal(s, handler)
+  try:
+    yield
+  finally:
+    for s, old in previous.items():
+      signal.signal(s, old)
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
   """Returns the ``tf.distribute`` strategy called ``name``.
 
@@ -203,7 +255,8 @@ def make_dataset_fn(data: str, image_size: int, batch_size: int,
                     mask_config: config_lib.MaskConfig, seed: int,
                     celeba_crop: bool = False,
                     mask_dir: Optional[str] = None,
-                    augment: Optional[config_lib.AugmentConfig] = None
+                    augment: Optional[config_lib.AugmentConfig] = None,
+                    skip_counter: Optional[data_lib.SkipCounter] = None
                     ) -> DatasetFn:
   """The training stream of ``data.make_dataset`` as a ``DatasetFn``.
 
@@ -220,13 +273,17 @@ def make_dataset_fn(data: str, image_size: int, batch_size: int,
     mask_dir: folder or file list of masks for ``mask_type='folder'``.
     augment: ``AugmentConfig`` (None: the defaults, no augmentation beyond
       horizontal flips).
+    skip_counter: collects the unreadable image files the stream skips
+      (``data.SkipCounter``; its ``summary()`` is the line to print).
 
   Returns:
     ``start -> tf.data.Dataset`` of batches, from batch ``start`` on.
 
   Raises:
-    ValueError: no images at ``data``, no masks at ``mask_dir``, or options
-      that do not fit together (checked now, not at the first batch).
+    ValueError: no images at ``data``, no masks at ``mask_dir``, options
+      that do not fit together, or no readable image among the files: the
+      first batch is read now, so that such data fails before a run
+      directory is made.
   """
   augment = augment or config_lib.AugmentConfig()
   random_crop = data == data_lib.SKIMAGE_DATA
@@ -257,12 +314,20 @@ def make_dataset_fn(data: str, image_size: int, batch_size: int,
     dataset = data_lib.make_dataset(
         files, image_size, batch_size, mask_spec, seed, training=True,
         celeba_crop=celeba_crop, random_crop=random_crop,
-        min_crop_scale=augment.min_crop_scale, rotate90=augment.rotate90)
+        min_crop_scale=augment.min_crop_scale, rotate90=augment.rotate90,
+        skip_counter=skip_counter)
     # The stream is a deterministic function of the seed: skipping replays
     # the reading of the skipped batches, not their training.
     return dataset.skip(start) if start else dataset
 
-  dataset_fn(0)  # Bad options (hole larger than the image...) fail here.
+  # Bad options (hole larger than the image...) fail when it is built,
+  # unreadable data at its first batch.
+  first = dataset_fn(0)
+  try:
+    next(iter(first.take(1)))
+  except tf.errors.OpError as err:
+    raise ValueError(f'data: expected readable images, got {data!r} '
+                     f'({ops.op_error_text(err)})') from None
   return dataset_fn
 
 
@@ -478,6 +543,7 @@ class Trainer:
     self.checkpoint = tf.train.Checkpoint(**trackables)
     self._write_generator_config()
     ckpt_dir = os.path.join(log_dir, generator_lib.CHECKPOINT_SUBDIR)
+    self.checkpoint_dir = ckpt_dir
     if not self.is_chief:
       # Every worker must take part in saving; only the chief's copy stays.
       task_id = self.strategy.cluster_resolver.task_id
@@ -519,6 +585,7 @@ class Trainer:
     self.train_seconds = 0.0
     self._stream = None
     self._vis_batch = None
+    self._stop_signal = None
 
   # --------------------------------------------------------------- set-up
 
@@ -552,7 +619,7 @@ class Trainer:
       raise ValueError(f'svw_normalization: expected one of '
                        f'{config_lib.SVW_NORMALIZATIONS}, got '
                        f'{self.loss_config.svw_normalization!r}')
-    for name in ('log_every', 'image_every', 'checkpoint_every',
+    for name in ('max_steps', 'log_every', 'image_every', 'checkpoint_every',
                  'keep_checkpoints', 'max_images'):
       if getattr(t, name) < 1:
         raise ValueError(f'{name}: expected >= 1, got {getattr(t, name)}')
@@ -656,7 +723,10 @@ class Trainer:
     self.validation_set.save(path)
 
   def _restore(self) -> Optional[str]:
-    path = self.manager.latest_checkpoint
+    # Every worker restores the chief's latest checkpoint: the others save
+    # to temporary directories that each save removes again.
+    self._remove_stale_checkpoint_files()
+    path = tf.train.latest_checkpoint(self.checkpoint_dir)
     if path is None:
       return None
     status = self.checkpoint.restore(path)
@@ -667,6 +737,25 @@ class Trainer:
                        f'configuration ({str(e).splitlines()[0]}); use a new '
                        '--log_dir') from None
     return path
+
+  def _remove_stale_checkpoint_files(self) -> None:
+    """Deletes what a killed save leaves: temporaries no checkpoint uses.
+
+    The chief removes ``ckpt-N_temp*`` shards and ``checkpoint.tmp*``
+    state files in ``ckpt/``; another worker removes its own temporary
+    checkpoint directory.
+    """
+    if not self.is_chief:
+      if tf.io.gfile.exists(self.manager.directory):
+        tf.io.gfile.rmtree(self.manager.directory)
+      return
+    for pattern in ('*_temp*', 'checkpoint.tmp*'):
+      for path in tf.io.gfile.glob(os.path.join(self.checkpoint_dir,
+                                                pattern)):
+        if tf.io.gfile.isdir(path):
+          tf.io.gfile.rmtree(path)
+        else:
+          tf.io.gfile.remove(path)
 
   # ---------------------------------------------------------------- steps
 
@@ -1099,6 +1188,8 @@ class Trainer:
     Raises:
       NonFiniteLossError: a loss term or gradient norm is NaN/inf; that
         step is not checkpointed.
+      TrainingInterrupted: ``request_stop`` was called (a signal under
+        ``stop_on_signals``); the step reached is checkpointed.
     """
     tc = self.train_config
     max_steps = tc.max_steps if max_steps is None else int(max_steps)
@@ -1167,13 +1258,26 @@ class Trainer:
           self._write_images(step)
         if validate and (step % tc.eval_every == 0 or step == max_steps):
           self.validate(step)
-        if step % tc.checkpoint_every == 0 or step == max_steps:
+        saved = step % tc.checkpoint_every == 0 or step == max_steps
+        if saved:
           self.save()
+        if self._stop_signal is not None:
+          if not saved:
+            self.save()
+          raise TrainingInterrupted(self._stop_signal, step,
+                                    self.manager.latest_checkpoint)
     finally:
       if bar is not None:
         bar.close()
       self.writer.flush()
     return last
+
+  def request_stop(self, signum: int) -> None:
+    """Asks ``train`` to checkpoint and stop after the current step.
+
+    Safe to call from a signal handler (it only records ``signum``).
+    """
+    self._stop_signal = signum
 
   def _bar_scalars(self, scalars: Mapping[str, float]) -> Dict[str, float]:
     """Generator terms, totals: what the progress bar shows."""

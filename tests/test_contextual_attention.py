@@ -169,6 +169,8 @@ def test_config_round_trip_and_weights_free():
     (dict(f=np.zeros((8, 8, 4))), 'f: expected'),
     (dict(b=np.zeros((1, 8, 8, 3))), 'b: expected'),
     (dict(b=np.zeros((1, 6, 8, 4))), 'b: expected'),
+    (dict(f=np.zeros((2, 8, 8, 4)), b=np.zeros((3, 8, 8, 4))),
+     r'b: expected the batch size of f \(2\)'),
     (dict(mask=np.zeros((1, 8, 8, 2))), 'mask: expected'),
     (dict(mask=np.zeros((3, 8, 8, 1))), 'mask: expected'),
     (dict(mask=np.zeros((1, 4, 8, 1))), 'mask: expected'),

@@ -341,25 +341,36 @@ class MakeDatasetTest(tf.test.TestCase):
         self.assertTrue(pixels.tobytes() in good
                         or pixels[:, ::-1].tobytes() in good)
 
-  def test_corrupt_body_is_dropped_by_the_safety_net(self):
+  def _write_corrupt_body(self, path):
     # Valid signature and end marker, garbage in between: only the decoder
-    # can tell; the run must go on.
+    # can tell.
     encoded = bytearray(open(self.good[0], 'rb').read())
     encoded[40:-20] = b'\x00' * (len(encoded) - 60)
-    with open(os.path.join(self.dir, 'zz_corrupt.png'), 'wb') as f:
+    with open(path, 'wb') as f:
       f.write(bytes(encoded))
+    return path
+
+  def test_corrupt_body_is_skipped_and_counted(self):
+    corrupt = self._write_corrupt_body(os.path.join(self.dir, 'zz_bad.png'))
     files = data_lib.list_images(self.dir)
+    counter = data_lib.SkipCounter()
     ds = data_lib.make_dataset(files, 16, 1, SQUARE, seed=0, training=False,
-                               repeat=False)
+                               repeat=False, skip_counter=counter)
     self.assertLen(_batches(ds, 10), 5)
+    self.assertEqual(counter.skipped, {
+        corrupt: image_io.STATUS_MESSAGES[image_io.STATUS_UNDECODABLE]})
+    self.assertEqual(counter.summary(), '1 unreadable image file(s) skipped')
 
   def test_all_files_bad_fails_instead_of_looping(self):
-    path = os.path.join(self.dir, 'only.jpg')
-    with open(path, 'w') as f:
+    text = os.path.join(self.dir, 'only.jpg')
+    with open(text, 'w') as f:
       f.write('text')
-    ds = data_lib.make_dataset([path], 16, 1, SQUARE, seed=0)
-    with self.assertRaisesRegex(Exception, 'at least one readable image'):
-      _batches(ds, 1)
+    corrupt = [self._write_corrupt_body(os.path.join(self.dir, f'c{i}.png'))
+               for i in range(2)]
+    for files in ([text], corrupt):
+      ds = data_lib.make_dataset(files, 16, 1, SQUARE, seed=0)
+      with self.assertRaisesRegex(Exception, 'at least one readable image'):
+        _batches(ds, 1)
 
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, 'files'):

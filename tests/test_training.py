@@ -4,14 +4,18 @@ The MirroredStrategy and resume-equality tests, which need a fresh process,
 are in test_training_distributed.py.
 """
 
+import concurrent.futures
 import csv
 import dataclasses
 import glob
 import io
 import math
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -404,12 +408,93 @@ class ProgressBarTest(tf.test.TestCase):
     self.assertIn('100/100', lines[1])
 
 
+_TINY_RUN = ('--flagfile=flags/demo.cfg', '--image_size=32', '--eval_every=0',
+             '--cnum=4', '--batch_size=2', '--local_filters=4,4,4,4',
+             '--global_filters=4,4,4,4')
+
+
+def _checkpoint_values(ckpt_dir):
+  reader = tf.train.load_checkpoint(ckpt_dir)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()
+          if 'save_counter' not in name and '_CHECKPOINTABLE' not in name}
+
+
 class ToolTest(util.TrainingTestCase):
 
   def _run(self, *args):
     return subprocess.run([sys.executable, '-m', 'tools.train', *args],
                           cwd=_ROOT, capture_output=True, text=True,
                           timeout=600, check=False)
+
+  def _interrupt(self, signum, log_dir, after_step):
+    """Starts a long run, sends ``signum`` once it passed ``after_step``."""
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'tools.train', *_TINY_RUN, *self._resumable,
+         f'--data={self.images}', f'--log_dir={log_dir}', '--max_steps=100000'],
+        cwd=_ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        text=True)
+    lines = []
+    timer = threading.Timer(300, proc.kill)  # Never hangs the suite.
+    timer.start()
+    try:
+      for line in proc.stderr:
+        lines.append(line)
+        if f' {after_step}/100000 ' in line:
+          proc.send_signal(signum)
+          break
+      lines.extend(proc.stderr)
+      proc.wait()
+    finally:
+      timer.cancel()
+    return proc.returncode, lines
+
+  # S-Net, adversarial from the first step: both optimisers and critics are
+  # in the checkpoint, and one phase is traced.
+  _resumable = ('--variant=snet', '--pretrain_steps=0',
+                '--checkpoint_every=1000', '--log_every=1', '--deterministic')
+
+  def test_signals_checkpoint_and_the_rerun_continues_exactly(self):
+    runs = {signal.SIGTERM: os.path.join(self.root, 'term'),
+            signal.SIGINT: os.path.join(self.root, 'int')}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      stopped = dict(zip(runs, pool.map(
+          lambda item: self._interrupt(item[0], item[1], after_step=4),
+          runs.items())))
+    steps = {}
+    for signum, (status, lines) in stopped.items():
+      text = ''.join(lines)
+      self.assertEqual(status, 128 + signum, text[-3000:])
+      last = lines[-1]
+      match = re.match(rf'^stopped by {signal.Signals(signum).name} at step '
+                       r'(\d+); checkpoint \S+ckpt-(\d+) written, the same '
+                       r'command continues the run; 0 unreadable image', last)
+      self.assertIsNotNone(match, last)
+      self.assertEqual(match.group(1), match.group(2))
+      steps[signum] = int(match.group(1))
+      self.assertGreaterEqual(steps[signum], 4)
+      self.assertNotIn('Traceback', text)
+      self.assertEqual(tf.train.latest_checkpoint(
+          os.path.join(runs[signum], 'ckpt')),
+                       os.path.join(runs[signum], 'ckpt',
+                                    f'ckpt-{steps[signum]}'))
+    target = max(steps.values()) + 3
+    reference = os.path.join(self.root, 'reference')
+    common = (*_TINY_RUN, *self._resumable, f'--data={self.images}',
+              f'--max_steps={target}')
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+      finished = list(pool.map(lambda log_dir: self._run(
+          *common, f'--log_dir={log_dir}'), [reference, *runs.values()]))
+    for proc in finished:
+      self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    expected = _checkpoint_values(os.path.join(reference, 'ckpt'))
+    self.assertIn('step', ' '.join(expected))
+    for signum, log_dir in runs.items():
+      resumed = _checkpoint_values(os.path.join(log_dir, 'ckpt'))
+      self.assertCountEqual(resumed, expected)
+      for name, value in expected.items():
+        self.assertAllEqual(resumed[name], value,
+                            msg=f'{signal.Signals(signum).name}: {name}')
 
   def test_demo_flagfile_with_overrides(self):
     log_dir = os.path.join(self.root, 'tool_run')
@@ -434,7 +519,7 @@ class ToolTest(util.TrainingTestCase):
     self.assertEqual(proc.returncode, 1)
     lines = proc.stderr.strip().splitlines()
     self.assertLen(lines, 1, proc.stderr)
-    self.assertRegex(lines[0], r"^error: data: expected an existing folder .*"
+    self.assertRegex(lines[0], r"^error: --data: expected an existing folder .*"
                      r"nothing' \(not found\)$")
 
 

@@ -1,11 +1,12 @@
-"""MirroredStrategy and resume tests of inpaint_tf.training (subprocess).
+"""MirroredStrategy tests of inpaint_tf.training (subprocess).
 
 ``training_determinism_main.py`` runs in a fresh process with two logical
 CPU devices and op determinism on: two real training steps (critic and
 generator updates, gradient penalty included) on two replicas against one
-device with the same global batch, and a run stopped after two steps and
-resumed by a new trainer against an uninterrupted run of four steps; and
-one AWA step on two replicas against one device.
+device with the same global batch, and one AWA step on two replicas
+against one device. Resuming is tested through the training tool
+(``test_training.py``: a signal, then a rerun; ``test_multi_worker.py``: a
+kill, then a restart), against uninterrupted runs.
 """
 
 import json
@@ -50,11 +51,6 @@ class DistributedTrainingTest(tf.test.TestCase):
   def test_mirrored_awa_matches_single_device(self):
     self.assertLess(self.result['awa_max_diff'], 1e-5)
     self.assertLess(self.result['awa_scalar_rel_diff'], 1e-4)
-
-  def test_resume_reproduces_uninterrupted_run(self):
-    self.assertEqual(self.result['steps'], [4, 4])
-    self.assertGreater(self.result['resume_variables'], 50)
-    self.assertEqual(self.result['resume_max_diff'], 0.0)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 """Tests of inpaint_tf.validation and the trainer's held-out evaluation."""
 
+import concurrent.futures
 import csv
 import dataclasses
 import os
@@ -179,7 +180,7 @@ class EvalLogTest(tf.test.TestCase):
         timeout=300, check=False)
     self.assertEqual(missing.returncode, 1)
     self.assertEqual(missing.stderr.strip().splitlines(),
-                     [f"error: csv: expected an eval.csv file, got "
+                     [f"error: --csv: expected an eval.csv file, got "
                       f"'{path}.missing' (no such file)"])
     self.assertFalse(os.path.exists(f'{png}.2'))
     with open(path, 'w') as f:
@@ -264,16 +265,19 @@ class TrainerValidationTest(util.TrainingTestCase):
         (['--eval_every=10', f'--data={self.images}'],
          r'^error: --eval_every: expected --eval_data'),
         (['--eval_every=10', f'--data={self.images}', f'--eval_data={empty}'],
-         r'^error: eval_data: expected at least one readable image'),
+         r'^error: --eval_data: expected at least one readable image'),
         (['--eval_every=10', f'--data={self.images}', f'--eval_data={small}'],
-         r'^error: eval_data: expected images of at least 32x32'),
+         r'^error: --eval_data: expected images of at least 32x32'),
         (['--eval_every=0', f'--data={self.images}',
           f'--eval_data={self.images}'],
          r'^error: --eval_data: given, but --eval_every is 0'),
     ]
-    for k, (args, pattern) in enumerate(cases):
-      log_dir = os.path.join(self.root, f'bad{k}')
-      proc = self._tool(*args, f'--log_dir={log_dir}')
+    log_dirs = [os.path.join(self.root, f'bad{k}') for k in range(len(cases))]
+    with concurrent.futures.ThreadPoolExecutor(len(cases)) as pool:
+      procs = list(pool.map(
+          lambda case: self._tool(*case[0][0], f'--log_dir={case[1]}'),
+          zip(cases, log_dirs)))
+    for (args, pattern), log_dir, proc in zip(cases, log_dirs, procs):
       self.assertEqual(proc.returncode, 1, proc.stderr[-2000:])
       lines = proc.stderr.strip().splitlines()
       self.assertLen(lines, 1, proc.stderr)

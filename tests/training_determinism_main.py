@@ -10,9 +10,6 @@ the pytest process. Prints one JSON object:
   critic weights after two steps on two replicas and on one device (same
   global batch, seed and data);
 * ``mirrored_loss_diff``: largest |difference| of the reported losses;
-* ``resume_max_diff``: largest |difference| of every checkpointed variable
-  (models, optimiser slots, counters) between a run of four steps and a run
-  stopped after two, restored by a new trainer and continued to four;
 * ``awa_max_diff``, ``awa_scalar_rel_diff``: the same comparison of one
   step with TPL/TSL reweighted by AWA (weights and phi; logged values).
 """
@@ -20,7 +17,6 @@ the pytest process. Prints one JSON object:
 import dataclasses
 import json
 import os
-import shutil
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -58,14 +54,6 @@ def model_weights(trainer):
           trainer.local_critic.weights + trainer.global_critic.weights]
 
 
-def checkpoint_values(log_dir):
-  path = tf.train.latest_checkpoint(os.path.join(log_dir, 'ckpt'))
-  reader = tf.train.load_checkpoint(path)
-  return {name: reader.get_tensor(name)
-          for name, _ in tf.train.list_variables(path)
-          if name != '_CHECKPOINTABLE_OBJECT_GRAPH'}
-
-
 def max_diff(a, b):
   return max(float(np.max(np.abs(np.asarray(x, np.float64) -
                                  np.asarray(y, np.float64))))
@@ -77,14 +65,11 @@ def main(image_dir, work_dir):
   dataset_fn = training.make_dataset_fn(image_dir, util.IMAGE_SIZE, BATCH,
                                         util.MASK_CONFIG, seed=SEED)
 
-  # One device: two steps (checkpointed), then on to four.
-  single_dir = os.path.join(work_dir, 'single')
-  single = make_trainer(single_dir, dataset_fn, tf.distribute.get_strategy())
+  # One device: two steps.
+  single = make_trainer(os.path.join(work_dir, 'single'), dataset_fn,
+                        tf.distribute.get_strategy())
   single_scalars = single.train(2)
   single_weights = model_weights(single)
-  stopped_dir = os.path.join(work_dir, 'stopped')
-  shutil.copytree(single_dir, stopped_dir)
-  single.train(4)
 
   # The same two steps on two replicas.
   # One strategy object for the process (like a training run).
@@ -94,15 +79,6 @@ def main(image_dir, work_dir):
   assert mirrored.num_replicas == 2
   mirrored_scalars = mirrored.train(2)
   keys = [k for k in single_scalars if not k.startswith('perf/')]
-
-  # A new trainer resumes the run stopped after two steps.
-  resumed = make_trainer(stopped_dir, dataset_fn, tf.distribute.get_strategy())
-  assert int(resumed.step.numpy()) == 2, resumed.step.numpy()
-  resumed.train(4)
-  straight = checkpoint_values(single_dir)
-  again = checkpoint_values(stopped_dir)
-  assert sorted(straight) == sorted(again)
-  names = sorted(straight)
 
   # AWA (MAE guidance, random VGG): one step on one device and on two
   # replicas; the reweighter sums its statistics over replicas.
@@ -132,10 +108,6 @@ def main(image_dir, work_dir):
       'mirrored_max_diff': max_diff(single_weights, model_weights(mirrored)),
       'mirrored_loss_diff': max(abs(single_scalars[k] - mirrored_scalars[k])
                                 for k in keys),
-      'resume_variables': len(names),
-      'resume_max_diff': max_diff([straight[n] for n in names],
-                                  [again[n] for n in names]),
-      'steps': [int(single.step.numpy()), int(resumed.step.numpy())],
   }))
 
 

@@ -26,7 +26,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import re
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -35,8 +34,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
-# TensorFlow's prefix on errors raised inside a tf.function.
-_FUNCTION_NODE = re.compile(r'\{\{function_node [^}]*\}\}')
+from inpaint_tf import ops
 
 
 def error_line(err: BaseException) -> str:
@@ -47,9 +45,7 @@ def error_line(err: BaseException) -> str:
   ``--name:``.
   """
   if isinstance(err, tf.errors.OpError):
-    lines = [l.strip() for l in str(err.message).splitlines() if l.strip()]
-    text = lines[0] if lines else type(err).__name__
-    text = _FUNCTION_NODE.sub('', text).strip()
+    text = ops.op_error_text(err)
   else:
     text = ' '.join(str(err).split()) or type(err).__name__
   name, sep, rest = text.partition(':')

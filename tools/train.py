@@ -12,7 +12,12 @@ with ``--image_size`` unless set explicitly.
 The run directory ``--log_dir`` holds ``generator.json``, checkpoints in
 ``ckpt/`` (a run resumes from the latest one automatically) and TensorBoard
 events in ``tb/``. A NaN/inf loss stops the run with exit status 1 and a
-message naming the term; the last good checkpoint is kept.
+message naming the term; the last good checkpoint is kept. SIGTERM (a
+scheduler's pre-emption) and SIGINT (Ctrl-C) finish the current step,
+write a checkpoint and exit with status 143 / 130; the same command then
+continues the run exactly. Image files that cannot be read are skipped and
+counted (one warning per file, the count at the end); data with no
+readable image stops before the run directory is made.
 """
 
 from tools import _cli  # pylint: disable=g-bad-import-order
@@ -346,25 +351,35 @@ def main(argv):
   _cli.require(data=FLAGS.data, log_dir=FLAGS.log_dir)
   configs = build_configs()
   train_config = configs['train_config']
+  # Before any other TensorFlow work: multi-worker collectives must be
+  # configured at program start-up.
+  strategy = training.make_strategy(train_config.strategy)
   training.configure_determinism(train_config.seed, train_config.deterministic)
   mask_config = build_mask_config()
+  skipped = data_lib.SkipCounter()
   dataset_fn = training.make_dataset_fn(
       FLAGS.data, image_size=train_config.image_size,
       batch_size=train_config.batch_size, mask_config=mask_config,
       celeba_crop=FLAGS.celeba_crop, mask_dir=FLAGS.mask_dir,
       seed=train_config.seed, augment=config_lib.AugmentConfig(
-          min_crop_scale=FLAGS.min_crop_scale, rotate90=FLAGS.rotate90))
+          min_crop_scale=FLAGS.min_crop_scale, rotate90=FLAGS.rotate90),
+      skip_counter=skipped)
   validation_set = build_validation_set(train_config, mask_config)
-  trainer = training.Trainer(FLAGS.log_dir, dataset_fn,
+  trainer = training.Trainer(FLAGS.log_dir, dataset_fn, strategy=strategy,
                              validation_set=validation_set, **configs)
   if trainer.restored_from:
     print(f'resuming from {trainer.restored_from} '
           f'(step {int(trainer.step.numpy())})', file=sys.stderr)
   try:
-    trainer.train(train_config.max_steps)
+    with training.stop_on_signals(trainer):
+      trainer.train(train_config.max_steps)
+  except training.TrainingInterrupted as err:
+    print(f'{err}; {skipped.summary()}', file=sys.stderr, flush=True)
+    return err.exit_status
   except training.NonFiniteLossError as err:
     print(_cli.error_line(err), file=sys.stderr, flush=True)
     return 1
+  print(skipped.summary(), file=sys.stderr)
   print(f'trained to step {int(trainer.step.numpy())}; checkpoints in '
         f'{trainer.manager.directory}', file=sys.stderr)
   if trainer.eval_seconds:

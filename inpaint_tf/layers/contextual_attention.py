@@ -278,6 +278,10 @@ class ContextualAttention(tf.keras.layers.Layer):
       raise ValueError(
           f'b: expected the spatial size of f {list(f.shape[1:3])}, got shape '
           f'{list(b.shape)}')
+    if None not in (f.shape[0], b.shape[0]) and f.shape[0] != b.shape[0]:
+      raise ValueError(
+          f'b: expected the batch size of f ({f.shape[0]}), got shape '
+          f'{list(b.shape)}')
     r = self.rate
     for size in f.shape[1:3]:
       if size is not None and size % r:

@@ -442,7 +442,6 @@ def load_generator(checkpoint_dir: str) -> Generator:
     tf.train.Checkpoint(**{CHECKPOINT_KEY: gen}).restore(
         checkpoint_path).expect_partial()
   except tf.errors.OpError as e:
-    reason = e.message.strip().splitlines()[0] if e.message.strip() else ''
     raise ValueError(f'checkpoint_dir: expected a readable checkpoint, got '
-                     f'{checkpoint_path!r} ({reason})') from None
+                     f'{checkpoint_path!r} ({ops.op_error_text(e)})') from None
   return gen
