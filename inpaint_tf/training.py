@@ -83,13 +83,16 @@ import functools
 import json
 import math
 import os
+import re
 import signal
+import socket
 import sys
 import time
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
 
 from inpaint_tf import awa
 from inpaint_tf import config as config_lib
@@ -212,6 +215,52 @@ def stop_on_signals(trainer: 'Trainer',
   finally:
     for s, old in previous.items():
       signal.signal(s, old)
+
+
+# An event file's name and the second it was made.
+_EVENT_FILE = re.compile(r'^events\.out\.tfevents\.(\d+)\.')
+
+
+def write_restart_event(tb_dir: str, step: int) -> str:
+  """Tells TensorBoard that a resumed run rewrites the steps from ``step``.
+
+  TensorBoard reads a run's event files in name order; a ``SessionLog``
+  START event at step ``s`` makes it drop what it read at steps >= ``s``
+  (its "purge orphaned data"). A run killed after its last checkpoint has
+  logged steps that the resumed run logs again; with this marker each step
+  is shown once, from the resumed run. The file's name sorts after the
+  older event files (it waits, at most a second, for a later second than
+  theirs) and before the writer's next one (in the same second,
+  ``.0restart`` comes before ``.<pid>``).
+
+  Args:
+    tb_dir: the run's TensorBoard directory.
+    step: the first step the resumed run logs.
+
+  Returns:
+    The path written.
+  """
+  tf.io.gfile.makedirs(tb_dir)
+  # File names start with the second they were made: wait (at most a
+  # second) until it is later than that of every existing file.
+  seconds = [int(m.group(1)) for m in
+             (_EVENT_FILE.match(n) for n in tf.io.gfile.listdir(tb_dir)) if m]
+  while seconds and int(time.time()) <= max(seconds):
+    time.sleep(0.05)
+  now = time.time()
+  path = os.path.join(tb_dir, f'events.out.tfevents.{int(now):010d}.'
+                      f'{socket.gethostname()}.0restart')
+  start = event_pb2.Event(wall_time=now, step=step,
+                          session_log=event_pb2.SessionLog(
+                              status=event_pb2.SessionLog.START))
+  # TensorBoard takes a run's first START for the run's beginning, not a
+  # restart; a second one at the same step is harmless in later files.
+  events = [event_pb2.Event(wall_time=now, step=0,
+                            file_version='brain.Event:2'), start, start]
+  with tf.io.TFRecordWriter(path) as writer:
+    for event in events:
+      writer.write(event.SerializeToString())
+  return path
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -553,7 +602,10 @@ class Trainer:
     self.restored_from = self._restore()
 
     if self.is_chief:
-      self.writer = tf.summary.create_file_writer(os.path.join(log_dir, 'tb'))
+      tb_dir = os.path.join(log_dir, 'tb')
+      if self.restored_from:
+        write_restart_event(tb_dir, int(self.step.numpy()) + 1)
+      self.writer = tf.summary.create_file_writer(tb_dir)
     else:
       self.writer = tf.summary.create_noop_writer()
     self.weights_log = None

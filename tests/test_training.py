@@ -12,6 +12,7 @@ import io
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import threading
 
 import numpy as np
 import tensorflow as tf
+from tensorboard.backend.event_processing import plugin_event_accumulator
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
@@ -267,6 +269,46 @@ class StepsTest(util.TrainingTestCase):
         [os.path.basename(p) for p in
          glob.glob(os.path.join(self.log_dir, 'ckpt', '*.index'))],
         ['ckpt-1.index'])
+
+
+class ResumeHygieneTest(util.TrainingTestCase):
+  """What a killed run leaves behind, cleaned up by the resume."""
+
+  def test_stale_temporaries_and_tensorboard_overlap(self):
+    log_dir = os.path.join(self.root, 'hygiene')
+    ckpt = os.path.join(log_dir, 'ckpt')
+    kwargs = util.tiny_trainer_kwargs(variant='snet', pretrain_steps=2)
+    kwargs['train_config'] = dataclasses.replace(kwargs['train_config'],
+                                                 checkpoint_every=2)
+    first = training.Trainer(log_dir, self.dataset_fn, progress_stream=False,
+                             **kwargs)
+    first.train(2)
+    at_two = os.path.join(self.root, 'ckpt_at_2')
+    shutil.copytree(ckpt, at_two)
+    first.train(4)  # Steps 3 and 4 are logged, then "lost" with ckpt-4.
+    first.writer.flush()
+    shutil.rmtree(ckpt)
+    shutil.copytree(at_two, ckpt)
+    # What a kill during a save leaves.
+    os.makedirs(os.path.join(ckpt, 'ckpt-4_temp'))
+    with open(os.path.join(ckpt, 'checkpoint.tmp1a2b'), 'w') as f:
+      f.write('model_checkpoint_path: "ckpt-4"')
+
+    resumed = training.Trainer(log_dir, self.dataset_fn,
+                               progress_stream=False, **kwargs)
+    self.assertEqual(int(resumed.step.numpy()), 2)
+    self.assertCountEqual(os.listdir(ckpt), os.listdir(at_two))
+    resumed.train(4)
+    resumed.writer.flush()
+    tb = plugin_event_accumulator.EventAccumulator(os.path.join(log_dir, 'tb'))
+    tb.Reload()
+    tags = tb.Tags()['tensors']
+    self.assertIn('loss/svw', tags)
+    self.assertEqual([e.step for e in tb.Tensors('loss/svw')], [1, 2, 3, 4])
+    self.assertEqual([e.step for e in tb.Tensors('loss/adv_local')], [3, 4])
+    for tag in tags:  # Each step once, in order.
+      steps = [e.step for e in tb.Tensors(tag)]
+      self.assertEqual(steps, sorted(set(steps)), msg=tag)
 
 
 class AuxiliaryLossTest(util.TrainingTestCase):
