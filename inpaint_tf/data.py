@@ -120,21 +120,19 @@ class SkipCounter:
     with self._lock:
       return dict(self._reasons)
 
-  def record(self, path: str, reason: str) -> None:
+  def record(self, path: str, reason: str) -> bool:
     """Counts a skipped file; logs a warning the first time it is seen.
 
-    Raises:
-      ValueError: every file of the pipeline has now been skipped.
+    Returns:
+      Whether every file of the pipeline has now been skipped.
     """
     with self._lock:
-      if path in self._reasons:
-        return
+      new = path not in self._reasons
       self._reasons[path] = reason
       count = len(self._reasons)
-    logging.warning('Skipping unreadable image %s: %s', path, reason)
-    if self.total_files is not None and count >= self.total_files:
-      raise ValueError(f'files: expected at least one readable image, got '
-                       f'{count} unreadable files of {self.total_files}')
+    if new:
+      logging.warning('Skipping unreadable image %s: %s', path, reason)
+    return self.total_files is not None and count >= self.total_files
 
   def summary(self) -> str:
     """One line for the end of a run."""
@@ -143,9 +141,8 @@ class SkipCounter:
 
 def _record_skip(counter: SkipCounter, path: tf.Tensor,
                  status: tf.Tensor) -> bool:
-  counter.record(path.numpy().decode('utf-8', 'replace'),
-                 image_io.STATUS_MESSAGES[int(status.numpy())])
-  return True
+  return counter.record(path.numpy().decode('utf-8', 'replace'),
+                        image_io.STATUS_MESSAGES[int(status.numpy())])
 
 
 def _validate_mask_fn(mask_fn: masks_lib.MaskFn, height: int, width: int):
@@ -281,9 +278,17 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
 
   def report(element):
     def record():
-      done = tf.py_function(functools.partial(_record_skip, counter),
-                            [element['path'], element['status']], tf.bool)
-      with tf.control_dependencies([done]):
+      all_skipped = tf.py_function(functools.partial(_record_skip, counter),
+                                   [element['path'], element['status']],
+                                   tf.bool)
+      # Raised by an op, not inside the py_function: a Python exception
+      # there can leave the process hanging at exit.
+      check = tf.debugging.assert_equal(
+          all_skipped, False, message=(
+              f'files: expected at least one readable image, got '
+              f'{counter.total_files} unreadable files of '
+              f'{counter.total_files}'))
+      with tf.control_dependencies([check]):
         return tf.constant(False)
 
     return tf.cond(tf.equal(element['status'], image_io.STATUS_OK),

@@ -371,12 +371,17 @@ def make_dataset_fn(data: str, image_size: int, batch_size: int,
 
   # Bad options (hole larger than the image...) fail when it is built,
   # unreadable data at its first batch.
-  first = dataset_fn(0)
+  first = iter(dataset_fn(0).take(1))
   try:
-    next(iter(first.take(1)))
+    next(first)
+    error = None
   except tf.errors.OpError as err:
+    error = ops.op_error_text(err)
+  # The iterator's threads must stop before the process may exit.
+  del first
+  if error is not None:
     raise ValueError(f'data: expected readable images, got {data!r} '
-                     f'({ops.op_error_text(err)})') from None
+                     f'({error})')
   return dataset_fn
 
 

@@ -61,6 +61,11 @@ class ErrorLineTest(tf.test.TestCase):
         f'{name}: expected H > 0\n\t [[{{node x}}]]')
     self.assertEqual(_cli.error_line(op_error),
                      f'error: --{name}: expected H > 0')
+    assertion = tf.errors.InvalidArgumentError(
+        None, None, f'assertion failed: [{name}: expected x] [Condition x == '
+        'y did not hold element-wise:] [x (cond:0) = ] [1]')
+    self.assertEqual(_cli.error_line(assertion),
+                     f'error: --{name}: expected x')
 
 
 class EvaluationTest(tf.test.TestCase):

@@ -554,15 +554,34 @@ class ToolTest(util.TrainingTestCase):
     with open(os.path.join(log_dir, 'generator.json')) as f:
       self.assertIn('"cnum": 4', f.read())
 
-  def test_missing_data_folder(self):
-    proc = self._run('--flagfile=flags/demo.cfg',
-                     f'--data={os.path.join(self.root, "nothing")}',
-                     f'--log_dir={os.path.join(self.root, "bad_run")}')
-    self.assertEqual(proc.returncode, 1)
-    lines = proc.stderr.strip().splitlines()
-    self.assertLen(lines, 1, proc.stderr)
-    self.assertRegex(lines[0], r"^error: --data: expected an existing folder .*"
-                     r"nothing' \(not found\)$")
+  def test_missing_or_unreadable_data(self):
+    # PNGs with intact signatures and end markers but garbage inside: only
+    # the decoder can tell, and the tool must still stop (not hang).
+    corrupt = os.path.join(self.root, 'corrupt')
+    os.makedirs(corrupt, exist_ok=True)
+    source = bytearray(open(os.path.join(self.images, sorted(
+        os.listdir(self.images))[0]), 'rb').read())
+    source[40:-20] = b'\x00' * (len(source) - 60)
+    for i in range(3):
+      with open(os.path.join(corrupt, f'{i}.png'), 'wb') as f:
+        f.write(bytes(source))
+    cases = [(os.path.join(self.root, 'nothing'),
+              r"^error: --data: expected an existing folder .*nothing' "
+              r"\(not found\)$"),
+             (corrupt, r'^error: --data: expected readable images, got .*'
+              r'corrupt.* 3 unreadable files of 3\)$')]
+    log_dirs = [os.path.join(self.root, f'bad_run{k}') for k in range(2)]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      procs = list(pool.map(
+          lambda c: self._run(*_TINY_RUN, f'--data={c[0][0]}',
+                              f'--log_dir={c[1]}'), zip(cases, log_dirs)))
+    for (_, pattern), log_dir, proc in zip(cases, log_dirs, procs):
+      self.assertEqual(proc.returncode, 1, proc.stderr[-3000:])
+      lines = [l for l in proc.stderr.strip().splitlines()
+               if 'Skipping unreadable image' not in l]
+      self.assertLen(lines, 1, proc.stderr)
+      self.assertRegex(lines[0], pattern)
+      self.assertFalse(os.path.exists(log_dir))
 
 
 if __name__ == '__main__':
