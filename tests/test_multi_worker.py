@@ -11,11 +11,9 @@ bounded.
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -87,21 +85,7 @@ def _kill_after(workers, step):
   chief.proc.kill()
 
 
-def _weights(ckpt_dir):
-  reader = tf.train.load_checkpoint(ckpt_dir)
-  return {name: reader.get_tensor(name)
-          for name in reader.get_variable_to_shape_map()
-          if 'save_counter' not in name and '_CHECKPOINTABLE' not in name}
-
-
-class MultiWorkerToolTest(tf.test.TestCase):
-
-  @classmethod
-  def setUpClass(cls):
-    super().setUpClass()
-    cls.root = tempfile.mkdtemp()
-    cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
-    cls.images = util.write_images(os.path.join(cls.root, 'images'))
+class MultiWorkerToolTest(util.TrainingTestCase):
 
   def test_two_workers_train_and_resume_after_a_kill(self):
     whole = os.path.join(self.root, 'whole')
@@ -128,8 +112,8 @@ class MultiWorkerToolTest(tf.test.TestCase):
     self.assertEqual(tf.train.latest_checkpoint(os.path.join(killed, 'ckpt')),
                      os.path.join(killed, 'ckpt', 'ckpt-6'))
     self.assertNotIn('.ckpt_worker1', os.listdir(killed))
-    expected = _weights(os.path.join(whole, 'ckpt'))
-    resumed = _weights(os.path.join(killed, 'ckpt'))
+    expected = util.checkpoint_values(os.path.join(whole, 'ckpt'))
+    resumed = util.checkpoint_values(os.path.join(killed, 'ckpt'))
     self.assertCountEqual(resumed, expected)
     for name, value in expected.items():
       self.assertAllEqual(resumed[name], value, msg=name)

@@ -455,13 +455,6 @@ _TINY_RUN = ('--flagfile=flags/demo.cfg', '--image_size=32', '--eval_every=0',
              '--global_filters=4,4,4,4')
 
 
-def _checkpoint_values(ckpt_dir):
-  reader = tf.train.load_checkpoint(ckpt_dir)
-  return {name: reader.get_tensor(name)
-          for name in reader.get_variable_to_shape_map()
-          if 'save_counter' not in name and '_CHECKPOINTABLE' not in name}
-
-
 class ToolTest(util.TrainingTestCase):
 
   def _run(self, *args):
@@ -529,10 +522,10 @@ class ToolTest(util.TrainingTestCase):
           *common, f'--log_dir={log_dir}'), [reference, *runs.values()]))
     for proc in finished:
       self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-    expected = _checkpoint_values(os.path.join(reference, 'ckpt'))
+    expected = util.checkpoint_values(os.path.join(reference, 'ckpt'))
     self.assertIn('step', ' '.join(expected))
     for signum, log_dir in runs.items():
-      resumed = _checkpoint_values(os.path.join(log_dir, 'ckpt'))
+      resumed = util.checkpoint_values(os.path.join(log_dir, 'ckpt'))
       self.assertCountEqual(resumed, expected)
       for name, value in expected.items():
         self.assertAllEqual(resumed[name], value,

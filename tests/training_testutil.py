@@ -55,6 +55,17 @@ def tiny_trainer_kwargs(variant='gepenet', batch_size=2, seed=0,
   )
 
 
+def checkpoint_values(ckpt_dir):
+  """Name -> value of every variable of the latest checkpoint in ``ckpt_dir``.
+
+  The save counter (it counts saves, not training) is left out.
+  """
+  reader = tf.train.load_checkpoint(ckpt_dir)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()
+          if 'save_counter' not in name and '_CHECKPOINTABLE' not in name}
+
+
 class TrainingTestCase(tf.test.TestCase):
   """A class-wide temporary folder of images and a batch-2 ``DatasetFn``."""
 
