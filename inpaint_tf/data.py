@@ -28,7 +28,9 @@ dataset whose errors are ignored, and an empty result stands for
 once (absl warning naming the file and the reason) and counted in a
 ``SkipCounter`` (``summary()`` gives the line the training tool prints at
 the end). A long run never stops on a file. If every file is unreadable,
-iteration fails with a ValueError instead of looping forever.
+iteration fails with an ``InvalidArgumentError`` whose message is
+``files: expected at least one readable image, ...`` instead of looping
+forever.
 
 Also: ``skimage_demo_images``, the photographs and textures bundled with
 scikit-image, used by the demo so that it needs no download.
@@ -281,8 +283,7 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
       all_skipped = tf.py_function(functools.partial(_record_skip, counter),
                                    [element['path'], element['status']],
                                    tf.bool)
-      # Raised by an op, not inside the py_function: a Python exception
-      # there can leave the process hanging at exit.
+      # Stops the stream once every file has been skipped.
       check = tf.debugging.assert_equal(
           all_skipped, False, message=(
               f'files: expected at least one readable image, got '
