@@ -129,6 +129,7 @@ from inpaint_tf.config import AWAConfig
 from inpaint_tf.config import GUIDANCE_METRICS
 from inpaint_tf.config import OptimizerConfig
 from inpaint_tf.config import REWEIGHTERS
+from inpaint_tf.keras_api import keras
 from inpaint_tf.perceptual import TunableWeights
 
 LossFn = Callable[[Any], Tuple[tf.Tensor, Any, Any]]
@@ -342,7 +343,7 @@ class Reweighter(tf.Module):
   uses_guidance = False
   needs_term_gradients = False
 
-  def __init__(self, tunable: TunableWeights, generator: tf.keras.Model,
+  def __init__(self, tunable: TunableWeights, generator: keras.Model,
                config: AWAConfig = AWAConfig(), name: Optional[str] = None):
     super().__init__(name=name)
     self.tunable = tunable
@@ -475,7 +476,7 @@ class FixedReweighter(Reweighter):
 class AdaLossReweighter(Reweighter):
   """AdaLoss: weights inversely proportional to the terms' running means."""
 
-  def __init__(self, tunable: TunableWeights, generator: tf.keras.Model,
+  def __init__(self, tunable: TunableWeights, generator: keras.Model,
                config: AWAConfig = AWAConfig(), name: Optional[str] = None):
     super().__init__(tunable, generator, config, name=name)
     n = self.num_terms
@@ -508,7 +509,7 @@ class GradSimReweighter(Reweighter):
 
   needs_term_gradients = True
 
-  def __init__(self, tunable: TunableWeights, generator: tf.keras.Model,
+  def __init__(self, tunable: TunableWeights, generator: keras.Model,
                config: AWAConfig = AWAConfig(), name: Optional[str] = None):
     super().__init__(tunable, generator, config, name=name)
     self.gates = tf.Variable(tf.ones([self.num_terms]), trainable=False,
@@ -533,7 +534,7 @@ class _PhiOptimizerMixin:
   """AdamW on ``tunable.phi`` with the authors' settings."""
 
   def _make_optimizer(self, config: AWAConfig) -> None:
-    self.optimizer = tf.keras.optimizers.AdamW(
+    self.optimizer = keras.optimizers.AdamW(
         learning_rate=config.lr, weight_decay=config.weight_decay,
         beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon)
     self.optimizer.build([self.tunable.phi])
@@ -550,7 +551,7 @@ class GradNormReweighter(_PhiOptimizerMixin, Reweighter):
 
   needs_term_gradients = True
 
-  def __init__(self, tunable: TunableWeights, generator: tf.keras.Model,
+  def __init__(self, tunable: TunableWeights, generator: keras.Model,
                config: AWAConfig = AWAConfig(), name: Optional[str] = None):
     super().__init__(tunable, generator, config, name=name)
     self.alpha = float(config.gradnorm_alpha)
@@ -602,7 +603,7 @@ class AWAReweighter(_PhiOptimizerMixin, Reweighter):
   uses_guidance = True
   needs_term_gradients = True
 
-  def __init__(self, tunable: TunableWeights, generator: tf.keras.Model,
+  def __init__(self, tunable: TunableWeights, generator: keras.Model,
                config: AWAConfig = AWAConfig(), guidance: Optional[str] = None,
                lpips: Optional[lpips_lib.LPIPS] = None,
                lookahead_lr: float = OptimizerConfig.learning_rate,
@@ -720,7 +721,7 @@ assert set(_CLASSES) == set(REWEIGHTERS)
 
 
 def make_reweighter(name: str, tunable: TunableWeights,
-                    generator: tf.keras.Model,
+                    generator: keras.Model,
                     config: AWAConfig = AWAConfig(), *,
                     lookahead_lr: float = OptimizerConfig.learning_rate,
                     lpips: Optional[lpips_lib.LPIPS] = None,
@@ -752,7 +753,7 @@ def make_reweighter(name: str, tunable: TunableWeights,
 
 
 def make_generator_step(reweighter: Reweighter, loss_fn: LossFn,
-                        optimizer: tf.keras.optimizers.Optimizer,
+                        optimizer: keras.optimizers.Optimizer,
                         jit_compile: Optional[bool] = None
                         ) -> Callable[..., StepResult]:
   """A ``tf.function`` ``(batch, guidance_batch=None) -> StepResult`` that

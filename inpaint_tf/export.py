@@ -34,6 +34,7 @@ import tensorflow as tf
 from inpaint_tf import fileio
 from inpaint_tf import image_io
 from inpaint_tf import inference
+from inpaint_tf.keras_api import keras
 
 IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8, name='image')
 MASK_SPEC = tf.TensorSpec([None, None, None, 1], tf.uint8, name='mask')
@@ -67,7 +68,7 @@ class InpaintModule(tf.Module):
     pad_mode: ``'reflect'`` or ``'constant'``, see ``inpaint_tf.inference``.
   """
 
-  def __init__(self, generator: tf.keras.Model, pad_mode: str = 'reflect',
+  def __init__(self, generator: keras.Model, pad_mode: str = 'reflect',
                name: str = 'inpaint'):
     super().__init__(name=name)
     if pad_mode not in inference.PAD_MODES:
@@ -136,7 +137,7 @@ class InpaintModule(tf.Module):
     return {'inpainted_bytes': encoded}
 
 
-def export_saved_model(generator: tf.keras.Model, output_dir: str,
+def export_saved_model(generator: keras.Model, output_dir: str,
                        pad_mode: str = 'reflect',
                        overwrite: bool = False) -> str:
   """Writes ``generator`` as a SavedModel with both serving signatures.

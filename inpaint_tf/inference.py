@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from inpaint_tf import fileio
 from inpaint_tf import image_io
+from inpaint_tf.keras_api import keras
 
 # The generators downsample four times by 2 (SPEC 4.2).
 SIZE_MULTIPLE = 16
@@ -127,11 +128,11 @@ def generator_fn_of(model) -> GeneratorFn:
   """Turns a Keras generator or a plain callable into a ``GeneratorFn``.
 
   Args:
-    model: a ``tf.keras.Model`` called as ``model((masked, mask),
+    model: a ``keras.Model`` called as ``model((masked, mask),
       training=False)`` (``inpaint_tf.models.Generator``), or any callable
       ``fn(masked, mask) -> pred``.
   """
-  if isinstance(model, tf.keras.Model):
+  if isinstance(model, keras.Model):
     return lambda masked, mask: model((masked, mask), training=False)
   if not callable(model):
     raise ValueError('generator: expected a Keras generator, a loaded '

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import ops
+from inpaint_tf.keras_api import keras
 
 LAYERS = ('relu1_2', 'relu2_2', 'relu3_3', 'relu4_3', 'relu5_3')
 CHANNELS = (64, 128, 256, 512, 512)
@@ -172,8 +173,8 @@ def _safe_norm(x: tf.Tensor) -> tf.Tensor:
   return tf.where(positive, tf.sqrt(tf.where(positive, sq, 1.0)), 0.0)
 
 
-@tf.keras.utils.register_keras_serializable('inpaint_tf')
-class LPIPS(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable('inpaint_tf')
+class LPIPS(keras.layers.Layer):
   """LPIPS distance (VGG, v0.1); frozen, float32.
 
   Call ``lpips(images, reference)`` with two [B,H,W,3] float tensors in
@@ -194,26 +195,26 @@ class LPIPS(tf.keras.layers.Layer):
     super().__init__(**kwargs)
     arrays = _resolve_arrays(weights)
     self.weights_path = None if isinstance(weights, Mapping) else weights
-    inputs = tf.keras.Input((None, None, 3), dtype=tf.float32)
+    inputs = keras.Input((None, None, 3), dtype=tf.float32)
     x = inputs
     taps = []
     for b, block in enumerate(_BLOCKS):
       if b:
-        x = tf.keras.layers.MaxPool2D(2, 2, name=f'block{b}_pool',
+        x = keras.layers.MaxPool2D(2, 2, name=f'block{b}_pool',
                                       dtype='float32')(x)
       for name, filters, _ in block:
-        x = tf.keras.layers.Conv2D(filters, 3, padding='same',
+        x = keras.layers.Conv2D(filters, 3, padding='same',
                                    activation='relu', name=name,
                                    dtype='float32')(x)
       taps.append(x)
-    self._backbone = tf.keras.Model(inputs, taps, name='lpips_vgg16')
+    self._backbone = keras.Model(inputs, taps, name='lpips_vgg16')
     self._backbone.trainable = False
     for name, _, _ in _CONVS:
       self._backbone.get_layer(name).set_weights(
           [arrays[f'{name}_kernel'], arrays[f'{name}_bias']])
     self._heads = [
         self.add_weight(name=f'lin_{k}', shape=(c,), dtype=tf.float32,
-                        initializer=tf.keras.initializers.Constant(
+                        initializer=keras.initializers.Constant(
                             arrays[f'lin_{k}']), trainable=False)
         for k, c in enumerate(CHANNELS)]
 

@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from inpaint_tf import ops
 from inpaint_tf.config import AWAConfig
+from inpaint_tf.keras_api import keras
 
 VGG16_NOTOP_FILE = 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5'
 VGG16_NOTOP_URL = ('https://storage.googleapis.com/tensorflow/'
@@ -117,8 +118,8 @@ def _check_h5_layers(path: str, names: Sequence[str]) -> None:
                      f'({VGG16_NOTOP_FILE})')
 
 
-@tf.keras.utils.register_keras_serializable('inpaint_tf')
-class VGGFeatures(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable('inpaint_tf')
+class VGGFeatures(keras.layers.Layer):
   """Frozen VGG-16 ``block1_pool``, ``block2_pool``, ``block3_pool`` features.
 
   Inputs in [-1, 1] RGB are mapped to [0, 255], flipped to BGR and centred
@@ -145,22 +146,22 @@ class VGGFeatures(tf.keras.layers.Layer):
     super().__init__(**kwargs)
     self.weights_path = weights
     path = resolve_vgg_weights(weights)
-    inputs = tf.keras.Input((None, None, 3), dtype=tf.float32)
+    inputs = keras.Input((None, None, 3), dtype=tf.float32)
     x = inputs
     activations = []
     pool_indices = []
     for block, convs in enumerate(_VGG_BLOCKS, start=1):
       for name, filters in convs:
-        x = tf.keras.layers.Conv2D(filters, 3, padding='same',
+        x = keras.layers.Conv2D(filters, 3, padding='same',
                                    activation='relu', name=name,
                                    dtype='float32')(x)
         activations.append(x)
-      x = tf.keras.layers.MaxPool2D(2, 2, name=f'block{block}_pool',
+      x = keras.layers.MaxPool2D(2, 2, name=f'block{block}_pool',
                                     dtype='float32')(x)
       pool_indices.append(len(activations))
       activations.append(x)
     # Every activation is an output, for ``jvp``; ``call`` keeps the pools.
-    self._network = tf.keras.Model(inputs, activations,
+    self._network = keras.Model(inputs, activations,
                                    name='vgg16_blocks1to3')
     self._pool_indices = tuple(pool_indices)
     self._network.trainable = False

@@ -104,6 +104,7 @@ from inpaint_tf import models
 from inpaint_tf import ops
 from inpaint_tf import perceptual
 from inpaint_tf import validation
+from inpaint_tf.keras_api import keras
 from inpaint_tf.models import generator as generator_lib
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
@@ -286,7 +287,7 @@ def configure_determinism(seed: int, deterministic: bool) -> None:
   Call before building models. Op determinism is process-wide and cannot
   be switched off again.
   """
-  tf.keras.utils.set_random_seed(seed)
+  keras.utils.set_random_seed(seed)
   if deterministic:
     tf.config.experimental.enable_op_determinism()
 
@@ -579,14 +580,14 @@ class Trainer:
     self.mixed_precision = train_config.mixed_precision
     self._check_configs(reweight)
 
-    policy = tf.keras.mixed_precision.global_policy()
+    policy = keras.mixed_precision.global_policy()
     if self.mixed_precision:
-      tf.keras.mixed_precision.set_global_policy('mixed_float16')
+      keras.mixed_precision.set_global_policy('mixed_float16')
     try:
       with self.strategy.scope():
         self._build(reweight, awa_config, vgg_weights, lpips_weights)
     finally:
-      tf.keras.mixed_precision.set_global_policy(policy)
+      keras.mixed_precision.set_global_policy(policy)
 
     trackables = dict(
         step=self.step, batches=self.batches, generator=self.generator,
@@ -737,12 +738,12 @@ class Trainer:
           lookahead_lr=self.optimizer_config.learning_rate,
           lpips_weights=lpips_weights)
 
-  def _make_optimizer(self) -> tf.keras.optimizers.Optimizer:
+  def _make_optimizer(self) -> keras.optimizers.Optimizer:
     o = self.optimizer_config
-    optimizer = tf.keras.optimizers.Adam(
+    optimizer = keras.optimizers.Adam(
         learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2)
     if self.mixed_precision:
-      optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+      optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     return optimizer
 
   @property

@@ -11,13 +11,14 @@ import tensorflow as tf
 
 from inpaint_tf import fileio
 from inpaint_tf import models
+from inpaint_tf.keras_api import keras
 
 TINY = dict(variant='snet', cnum=4)
 
 
 def make_generator(seed: int = 0, **kwargs) -> models.Generator:
   """A small built generator (``TINY`` unless overridden)."""
-  tf.keras.utils.set_random_seed(seed)
+  keras.utils.set_random_seed(seed)
   gen = models.build_generator(**{**TINY, **kwargs})
   gen.build_on_dummy(32)
   return gen

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
+from inpaint_tf.keras_api import keras
 from inpaint_tf.layers import aspc as aspc_lib
 import numpy_conv
 
@@ -14,8 +15,8 @@ class ASPCTest(tf.test.TestCase):
     # Paper: a 3x3 conv 16 -> 32 has (3*3*16)*32 = 4608 weights, the
     # depthwise-separable one 16*3*3 + 16*32*1*1 = 656 (biases not counted).
     x = tf.zeros([1, 8, 8, 16])
-    sep = tf.keras.layers.SeparableConv2D(32, 3, padding='same', use_bias=False)
-    std = tf.keras.layers.Conv2D(32, 3, padding='same', use_bias=False)
+    sep = keras.layers.SeparableConv2D(32, 3, padding='same', use_bias=False)
+    std = keras.layers.Conv2D(32, 3, padding='same', use_bias=False)
     sep(x)
     std(x)
     self.assertEqual(sep.count_params(), 16 * 3 * 3 + 16 * 32)
@@ -60,7 +61,7 @@ class ASPCTest(tf.test.TestCase):
     config = layer.get_config()
     self.assertEqual(config['filters'], 8)
     self.assertEqual(config['rates'], [2, 4])
-    clone = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
     self.assertIsInstance(clone, aspc_lib.ASPC)
     self.assertEqual(clone.get_config(), config)
     clone(x)

@@ -23,18 +23,19 @@ from inpaint_tf import lpips as lpips_lib
 from inpaint_tf import perceptual
 from inpaint_tf import plots
 from inpaint_tf.config import AWAConfig
+from inpaint_tf.keras_api import keras
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class TinyGenerator(tf.keras.Model):
+class TinyGenerator(keras.Model):
   """conv3x3 + ELU, conv3x3 (``output_layer``), clip to [-1, 1]."""
 
   def __init__(self, hidden=4):
     super().__init__()
-    self.hidden = tf.keras.layers.Conv2D(hidden, 3, padding='same',
+    self.hidden = keras.layers.Conv2D(hidden, 3, padding='same',
                                          activation='elu')
-    self.output_layer = tf.keras.layers.Conv2D(3, 3, padding='same')
+    self.output_layer = keras.layers.Conv2D(3, 3, padding='same')
 
   def call(self, inputs, training=None):
     masked, mask = inputs
@@ -84,7 +85,7 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     cls.vgg = perceptual.VGGFeatures(weights=None)
     cls.lpips = lpips_lib.LPIPS.with_random_weights(seed=3)
     cls.batch = make_batch(1)
@@ -202,7 +203,7 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
     auxes = [perceptual.TunableAuxiliaryLoss(vgg=self.vgg) for _ in range(2)]
     reweighters = [awa.FixedReweighter(auxes[0].tunable, gens[0]),
                    awa.AWAReweighter(auxes[1].tunable, gens[1], frozen)]
-    sgd = [tf.keras.optimizers.SGD(1e-3) for _ in range(3)]
+    sgd = [keras.optimizers.SGD(1e-3) for _ in range(3)]
 
     def standard_loss(pred, images, masks):
       # Perceptual + style losses written out independently.
@@ -249,7 +250,7 @@ class ToyProblemTest(tf.test.TestCase):
 
   def setUp(self):
     super().setUp()
-    tf.keras.utils.set_random_seed(5)
+    keras.utils.set_random_seed(5)
     rng = np.random.default_rng(5)
     n = 64
     # Flat colours plus a little noise: the hole is predictable from the
@@ -278,7 +279,7 @@ class ToyProblemTest(tf.test.TestCase):
 
   def train(self, reweighter, steps, lr=0.2):
     step_fn = awa.make_generator_step(reweighter, self.loss_fn,
-                                      tf.keras.optimizers.SGD(lr))
+                                      keras.optimizers.SGD(lr))
     results = []
     for step in range(steps):
       result = step_fn(self.sample(step, 0), self.sample(step, 1))
@@ -318,7 +319,7 @@ class ToyProblemTest(tf.test.TestCase):
 
   def test_adaloss_weights_are_inverse_running_means(self):
     reweighter = awa.make_reweighter('adaloss', self.tunable, self.gen)
-    opt = tf.keras.optimizers.SGD(0.05)
+    opt = keras.optimizers.SGD(0.05)
     beta = AWAConfig().adaloss_momentum
     mean, constant = np.zeros(2), None
     for step in range(4):
@@ -350,7 +351,7 @@ class ToyProblemTest(tf.test.TestCase):
     # With the generator frozen the norms stay put and the weighted norms
     # must approach their common target.
     step_fn = awa.make_generator_step(reweighter, self.loss_fn,
-                                      tf.keras.optimizers.SGD(0.0))
+                                      keras.optimizers.SGD(0.0))
     losses = [float(step_fn(batch).scalars['gradnorm_loss'])
               for _ in range(200)]
     self.assertLess(losses[-1], 0.95 * losses[0])
@@ -390,7 +391,7 @@ class InterfaceTest(tf.test.TestCase):
       awa.make_reweighter('awa', self.tunable, self.gen, AWAConfig())
     with self.assertRaisesRegex(ValueError, 'guidance: expected one of'):
       awa.AWAReweighter(self.tunable, self.gen, AWAConfig(guidance='ssim'))
-    plain = tf.keras.Sequential([tf.keras.layers.Dense(3)])
+    plain = keras.Sequential([keras.layers.Dense(3)])
     with self.assertRaisesRegex(ValueError, 'output_layer'):
       awa.make_reweighter('gradsim', self.tunable, plain)
     reweighter = awa.make_reweighter('awa', self.tunable, self.gen,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from inpaint_tf.keras_api import keras
 from inpaint_tf.layers.contextual_attention import (ContextualAttention,
                                                     offsets_to_flow_image)
 
@@ -159,7 +160,7 @@ def test_config_round_trip_and_weights_free():
                               fuse=False, return_flow=True, name='ca')
   clone = ContextualAttention.from_config(layer.get_config())
   assert clone.get_config() == layer.get_config()
-  restored = tf.keras.layers.deserialize(tf.keras.layers.serialize(layer))
+  restored = keras.layers.deserialize(keras.layers.serialize(layer))
   assert isinstance(restored, ContextualAttention)
   assert restored.get_config() == layer.get_config()
   assert not layer.weights

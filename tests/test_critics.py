@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import ops
+from inpaint_tf.keras_api import keras
 from inpaint_tf.models import critics
 import numpy_conv
 
@@ -59,8 +60,8 @@ class CriticTest(tf.test.TestCase):
     clone(x)
     clone.set_weights(critic.get_weights())
     self.assertAllClose(clone(x), y)
-    restored = tf.keras.utils.deserialize_keras_object(
-        tf.keras.utils.serialize_keras_object(critic))
+    restored = keras.utils.deserialize_keras_object(
+        keras.utils.serialize_keras_object(critic))
     self.assertIsInstance(restored, critics.LocalCritic)
 
 

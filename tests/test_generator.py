@@ -10,6 +10,7 @@ import tensorflow as tf
 from inpaint_tf import config as config_lib
 from inpaint_tf import losses
 from inpaint_tf import ops
+from inpaint_tf.keras_api import keras
 from inpaint_tf.layers import ASPC
 from inpaint_tf.layers import ContextualAttention
 from inpaint_tf.models import generator as generator_lib
@@ -194,8 +195,8 @@ class GeneratorSerializationTest(tf.test.TestCase):
     self.assertEqual(json.loads(json.dumps(config)), config)
     clone = generator_lib.Generator.from_config(config)
     self.assertEqual(clone.get_config(), config)
-    restored = tf.keras.utils.deserialize_keras_object(
-        tf.keras.utils.serialize_keras_object(gen))
+    restored = keras.utils.deserialize_keras_object(
+        keras.utils.serialize_keras_object(gen))
     self.assertIsInstance(restored, generator_lib.Generator)
     self.assertEqual(restored.get_config(), config)
     self.assertEqual(clone.perception[0].softmax_scale, 5.0)
@@ -221,7 +222,7 @@ class LoadGeneratorTest(tf.test.TestCase):
     run_dir = os.path.join(self.get_temp_dir(), f'{variant}_{cnum}_{aspc}')
     gen = generator_lib.build_generator(variant, cnum=cnum, aspc=aspc)
     _, mask, masked = _inputs(batch=1, height=32, width=32)
-    optimizer = tf.keras.optimizers.Adam(1e-3)
+    optimizer = keras.optimizers.Adam(1e-3)
     with tf.GradientTape() as tape:
       loss = tf.reduce_mean(tf.abs(gen((masked, mask))))
     optimizer.apply_gradients(

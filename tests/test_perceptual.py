@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from inpaint_tf import perceptual
 from inpaint_tf.config import AWAConfig
+from inpaint_tf.keras_api import keras
 
 
 def _images(seed, shape=(2, 32, 32)):
@@ -30,20 +31,20 @@ class VGGFeaturesTest(tf.test.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    tf.keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(1)
     cls.vgg = perceptual.VGGFeatures(weights=None)
 
   def test_loads_keras_weights_file_and_matches_keras_vgg16(self):
-    keras_vgg = tf.keras.applications.VGG16(
+    keras_vgg = keras.applications.VGG16(
         include_top=False, weights=None, input_shape=(None, None, 3))
     path = os.path.join(self.get_temp_dir(), 'vgg16_notop.h5')
     keras_vgg.save_weights(path)
     vgg = perceptual.VGGFeatures(weights=path)
     pred, _, _ = _images(0, (2, 32, 48))
-    reference = tf.keras.Model(
+    reference = keras.Model(
         keras_vgg.input,
         [keras_vgg.get_layer(n).output for n in perceptual.FEATURE_LAYERS])(
-            tf.keras.applications.vgg16.preprocess_input((pred + 1.0) * 127.5))
+            keras.applications.vgg16.preprocess_input((pred + 1.0) * 127.5))
     got = vgg(pred)
     for g, r, c, s in zip(got, reference, (64, 128, 256), (2, 4, 8)):
       self.assertEqual(g.shape, (2, 32 // s, 48 // s, c))
@@ -72,7 +73,7 @@ class VGGFeaturesTest(tf.test.TestCase):
 
   def test_weights_file_without_vgg_layers_is_rejected(self):
     path = os.path.join(self.get_temp_dir(), 'other.h5')
-    model = tf.keras.Sequential([tf.keras.layers.Dense(2, name='dense')])
+    model = keras.Sequential([keras.layers.Dense(2, name='dense')])
     model.build((None, 3))
     model.save_weights(path)
     with self.assertRaisesRegex(ValueError, 'lacks VGG-16 layers'):

@@ -32,6 +32,7 @@ tf.config.set_logical_device_configuration(
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inpaint_tf import config as config_lib
 from inpaint_tf import training
+from inpaint_tf.keras_api import keras
 import training_testutil as util
 
 BATCH = 4
@@ -40,7 +41,7 @@ SEED = 3
 
 def make_trainer(log_dir, dataset_fn, strategy):
   # Same initial weights for every trainer.
-  tf.keras.utils.set_random_seed(SEED)
+  keras.utils.set_random_seed(SEED)
   # A larger step than the paper's makes differences easier to see.
   return training.Trainer(
       log_dir, dataset_fn, strategy=strategy, progress_stream=False,
@@ -85,7 +86,7 @@ def main(image_dir, work_dir):
   awa_scalars, awa_weights = [], []
   for name, strategy in (('awa_single', tf.distribute.get_strategy()),
                          ('awa_mirrored', two_replicas)):
-    tf.keras.utils.set_random_seed(SEED)
+    keras.utils.set_random_seed(SEED)
     trainer = training.Trainer(
         os.path.join(work_dir, name), dataset_fn, strategy=strategy,
         aux_losses='tpl_tsl', reweight='awa', vgg_weights=None,

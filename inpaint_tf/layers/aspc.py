@@ -22,10 +22,11 @@ import tensorflow as tf
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import ops
+from inpaint_tf.keras_api import keras
 
 
-@tf.keras.utils.register_keras_serializable('inpaint_tf')
-class ASPC(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable('inpaint_tf')
+class ASPC(keras.layers.Layer):
   """Atrous separable pyramid convolution.
 
   Call: ``y = layer(x)`` with x ``[B,H,W,C]`` float -> y ``[B,H,W,filters]``.
@@ -49,17 +50,17 @@ class ASPC(tf.keras.layers.Layer):
     self.rates = rates
 
   def build(self, input_shape):
-    self.pointwise_branch = tf.keras.layers.Conv2D(
+    self.pointwise_branch = keras.layers.Conv2D(
         self.filters, 1, padding='same', activation='elu', name='conv1x1',
         dtype=self.dtype_policy)
     self.atrous_branches = [
-        tf.keras.layers.SeparableConv2D(
+        keras.layers.SeparableConv2D(
             self.filters, 3, padding='same', dilation_rate=rate,
             activation='elu', name=f'sepconv3x3_rate{rate}',
             dtype=self.dtype_policy)
         for rate in self.rates
     ]
-    self.fuse = tf.keras.layers.Conv2D(
+    self.fuse = keras.layers.Conv2D(
         self.filters, 1, padding='same', activation='elu', name='fuse',
         dtype=self.dtype_policy)
     super().build(input_shape)

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import ops
+from inpaint_tf.keras_api import keras
 
 
 def _patch_matrix(x: tf.Tensor, ksize: int) -> tf.Tensor:
@@ -216,8 +217,8 @@ def offsets_to_flow_image(offsets: tf.Tensor) -> tf.Tensor:
   return tf.floor(255. * color) / 127.5 - 1.
 
 
-@tf.keras.utils.register_keras_serializable('inpaint_tf')
-class ContextualAttention(tf.keras.layers.Layer):
+@keras.utils.register_keras_serializable('inpaint_tf')
+class ContextualAttention(keras.layers.Layer):
   """DeepFill v1 contextual attention, batched with per-sample masks.
 
   Called as ``layer(f, b, mask)``:

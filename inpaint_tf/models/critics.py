@@ -23,11 +23,12 @@ import tensorflow as tf
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import ops
+from inpaint_tf.keras_api import keras
 
 _CRITIC = config_lib.CriticConfig()
 
 
-class _Critic(tf.keras.Model):
+class _Critic(keras.Model):
   """conv5x5/2 + LeakyReLU stack, flatten, dense 1 (linear).
 
   The dense layer's input size depends on the image size, so it is fixed by
@@ -42,13 +43,13 @@ class _Critic(tf.keras.Model):
     self.filters = filters
     # tf.nn.leaky_relu's default slope is 0.2, GMCNN's (and Table I's).
     self.convs = [
-        tf.keras.layers.Conv2D(
+        keras.layers.Conv2D(
             f, 5, strides=2, padding='same', activation=tf.nn.leaky_relu,
             name=f'conv{i + 1}', dtype=self.dtype_policy)
         for i, f in enumerate(filters)
     ]
-    self.flatten = tf.keras.layers.Flatten(dtype=self.dtype_policy)
-    self.score = tf.keras.layers.Dense(1, name='fc', dtype=self.dtype_policy)
+    self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
+    self.score = keras.layers.Dense(1, name='fc', dtype=self.dtype_policy)
     self._input_height = None
     self._input_width = None
 
@@ -89,7 +90,7 @@ class _Critic(tf.keras.Model):
     return cls(**config)
 
 
-@tf.keras.utils.register_keras_serializable('inpaint_tf')
+@keras.utils.register_keras_serializable('inpaint_tf')
 class LocalCritic(_Critic):
   """Local critic (Table I) on ``CriticConfig.local_size`` hole crops.
 
@@ -103,7 +104,7 @@ class LocalCritic(_Critic):
     super().__init__(filters, **kwargs)
 
 
-@tf.keras.utils.register_keras_serializable('inpaint_tf')
+@keras.utils.register_keras_serializable('inpaint_tf')
 class GlobalCritic(_Critic):
   """Global critic (Table II) on whole images.
 

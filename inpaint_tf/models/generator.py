@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import ops
+from inpaint_tf.keras_api import keras
 from inpaint_tf.layers import ASPC
 from inpaint_tf.layers import ContextualAttention
 
@@ -82,8 +83,8 @@ def _spatial_size(x: tf.Tensor):
           for i in (1, 2)]
 
 
-@tf.keras.utils.register_keras_serializable('inpaint_tf')
-class Generator(tf.keras.Model):
+@keras.utils.register_keras_serializable('inpaint_tf')
+class Generator(keras.Model):
   """U-Net inpainting generator (S-Net, PE-Net or GEPE-Net).
 
   Call: ``pred = gen((masked, mask))`` -> [B,H,W,3] float32 in [-1,1]; the
@@ -143,7 +144,7 @@ class Generator(tf.keras.Model):
     policy = self.dtype_policy
 
     def conv(filters, kernel, name, strides=1, activation='elu'):
-      return tf.keras.layers.Conv2D(
+      return keras.layers.Conv2D(
           filters, kernel, strides=strides, padding='same',
           activation=activation, name=name, dtype=policy)
 
