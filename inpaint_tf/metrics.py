@@ -15,9 +15,10 @@ grouped by mask type and hole-ratio bin):
   channels), the same definition as scikit-image's
   ``structural_similarity(gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False)``.
-* ``frechet_distance``: TF-GAN's Frechet distance between two sets of
-  activations; with ``InceptionFeatures`` (Keras InceptionV3, 2048-d
-  average-pool features of 299x299 inputs) it is the FID.
+* ``frechet_distance``: the Frechet distance between two sets of
+  activations (equal to TF-GAN's); with ``InceptionFeatures`` (Keras
+  InceptionV3, 2048-d average-pool features of 299x299 inputs) it is the
+  FID.
 * ``cv2_inpaint``: OpenCV's classical inpainting (Telea or Navier-Stokes),
   the baseline printed beside the network.
 
@@ -32,6 +33,8 @@ from typing import Optional, Tuple, Union
 import cv2
 import numpy as np
 import tensorflow as tf
+
+from inpaint_tf.keras_api import keras
 
 INCEPTION_WEIGHTS_FILE = (
     'inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5')
@@ -182,12 +185,27 @@ def cv2_inpaint(image, mask, method: str = 'telea',
   return out[0] if single else out
 
 
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+  """The symmetric square root of a symmetric PSD matrix, float64.
+
+  By eigen-decomposition; eigenvalues below ``1e-10`` (rounding noise of a
+  rank-deficient covariance, e.g. fewer images than feature dimensions)
+  count as zero.
+  """
+  values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+  roots = np.sqrt(np.where(values < 1e-10, 0., values))
+  return (vectors * roots) @ vectors.T
+
+
 def frechet_distance(activations1, activations2) -> float:
-  """Frechet distance between two sets of activations (TF-GAN).
+  """Frechet distance between two sets of activations.
 
   ``|m1 - m2|^2 + Tr(C1 + C2 - 2 (C1 C2)^(1/2))`` with sample means and
-  unbiased covariances, computed in float64 by
-  ``tfgan.eval.frechet_classifier_distance_from_activations``.
+  unbiased covariances, in float64. The trace of the square root is taken,
+  as TF-GAN's ``frechet_classifier_distance_from_activations`` does, as
+  ``Tr((C1^(1/2) C2 C1^(1/2))^(1/2))``, which has the same value and only
+  needs symmetric eigen-decompositions; the two agree to 1e-6 relative
+  (``tests/test_metrics.py``), so FIDs match TF-GAN's on every stack.
 
   Args:
     activations1: [N1, D] array.
@@ -207,15 +225,19 @@ def frechet_distance(activations1, activations2) -> float:
   if acts[0].shape[1] != acts[1].shape[1]:
     raise ValueError(f'activations2: expected D = {acts[0].shape[1]} like '
                      f'activations1, got shape {list(acts[1].shape)}')
-  import tensorflow_gan as tfgan  # pylint: disable=g-import-not-at-top
-  return float(tfgan.eval.frechet_classifier_distance_from_activations(
-      tf.constant(acts[0]), tf.constant(acts[1])))
+  means = [x.mean(axis=0) for x in acts]
+  covs = [np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+          for x in acts]
+  root1 = _psd_sqrt(covs[0])
+  trace_sqrt_product = np.trace(_psd_sqrt(root1 @ covs[1] @ root1))
+  return float(np.sum((means[0] - means[1]) ** 2) + np.trace(covs[0])
+               + np.trace(covs[1]) - 2 * trace_sqrt_product)
 
 
 def keras_cached_weights(filename: str) -> Optional[str]:
   """Path of ``filename`` in the Keras model cache, or None if absent.
 
-  Looks where ``tf.keras.utils.get_file`` stores downloads:
+  Looks where ``keras.utils.get_file`` stores downloads:
   ``$KERAS_HOME/models``, ``~/.keras/models`` and ``/tmp/.keras/models``.
   """
   folders = []
@@ -280,7 +302,7 @@ class InceptionFeatures:
     self.weights_path = weights_path
     self.input_size = int(input_size)
     self.batch_size = int(batch_size)
-    self.model = tf.keras.applications.InceptionV3(
+    self.model = keras.applications.InceptionV3(
         include_top=False, weights=None, pooling='avg',
         input_shape=(self.input_size, self.input_size, 3))
     try:
@@ -294,7 +316,7 @@ class InceptionFeatures:
   def _features(self, images: tf.Tensor) -> tf.Tensor:
     x = tf.image.resize(tf.cast(images, tf.float32),
                         (self.input_size, self.input_size), 'bilinear')
-    x = tf.keras.applications.inception_v3.preprocess_input(x)
+    x = keras.applications.inception_v3.preprocess_input(x)
     return self.model(x, training=False)
 
   def __call__(self, images) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Tests of inpaint_tf.metrics against independent computations."""
 
+import importlib.util
 import os
 import tempfile
+import unittest
 
 import numpy as np
 import scipy.linalg
@@ -9,6 +11,7 @@ from skimage import metrics as skmetrics
 import tensorflow as tf
 
 from inpaint_tf import metrics as metrics_lib
+from inpaint_tf.keras_api import keras
 
 
 def _pair(seed, shape=(3, 24, 30, 3), noise=40):
@@ -112,6 +115,25 @@ class FrechetDistanceTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, 'activations2'):
       metrics_lib.frechet_distance(x, y[:, :5])
 
+  @unittest.skipIf(importlib.util.find_spec('tensorflow_gan') is None,
+                   'TF-GAN is only on the pinned stack (requirements.txt)')
+  def test_equals_tfgan(self):
+    import tensorflow_gan as tfgan  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(5)
+    cases = {
+        'more images than dimensions': (rng.normal(size=(60, 6)),
+                                        rng.gamma(2., size=(50, 6))),
+        'fewer images than dimensions': (rng.normal(size=(20, 64)),
+                                         rng.normal(size=(30, 64)) + 0.1),
+        'pool-feature scale': (rng.gamma(0.5, 0.4, size=(40, 256)),
+                               rng.gamma(0.6, 0.3, size=(40, 256))),
+    }
+    for name, (x, y) in cases.items():
+      theirs = float(tfgan.eval.frechet_classifier_distance_from_activations(
+          tf.constant(x), tf.constant(y)))
+      self.assertAllClose(metrics_lib.frechet_distance(x, y), theirs,
+                          rtol=1e-6, atol=0, msg=name)
+
 
 class InceptionFeaturesTest(tf.test.TestCase):
 
@@ -138,8 +160,8 @@ class InceptionFeaturesTest(tf.test.TestCase):
   def test_loads_weights_from_a_path(self):
     # Random weights saved by the test itself, loaded through weights_path:
     # the features must be those of the saved network.
-    tf.keras.utils.set_random_seed(0)
-    reference = tf.keras.applications.InceptionV3(
+    keras.utils.set_random_seed(0)
+    reference = keras.applications.InceptionV3(
         include_top=False, weights=None, pooling='avg', input_shape=(75, 75, 3))
     path = os.path.join(self.get_temp_dir(), 'inception.h5')
     reference.save_weights(path)
