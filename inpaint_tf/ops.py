@@ -19,8 +19,9 @@ import tensorflow as tf
 _FUNCTION_NODE = re.compile(r'\{\{function_node [^}]*\}\}')
 # An exception raised in a py_function, as its op error shows it.
 _PY_EXCEPTION = re.compile(r'^[A-Za-z_][A-Za-z0-9_.]*(Error|Exception): ')
-# A failed in-graph assertion: its message comes first, in brackets.
-_ASSERTION = re.compile(r'^assertion failed: \[(.*?)\]')
+# A failed in-graph assertion: its message comes first, in brackets. TF 2.16+
+# puts the failing dataset transformation in front of it.
+_ASSERTION = re.compile(r'assertion failed: \[(.*?)\](?= \[|$)')
 
 
 def op_error_text(err: tf.errors.OpError) -> str:
@@ -32,7 +33,7 @@ def op_error_text(err: tf.errors.OpError) -> str:
   """
   lines = [l.strip() for l in str(err.message).splitlines() if l.strip()]
   text = _FUNCTION_NODE.sub('', lines[0]).strip() if lines else ''
-  assertion = _ASSERTION.match(text)
+  assertion = _ASSERTION.search(text)
   if assertion:
     text = assertion.group(1)
   return _PY_EXCEPTION.sub('', text) or type(err).__name__

@@ -66,6 +66,14 @@ class ErrorLineTest(tf.test.TestCase):
         'y did not hold element-wise:] [x (cond:0) = ] [1]')
     self.assertEqual(_cli.error_line(assertion),
                      f'error: --{name}: expected x')
+    # TF 2.16+ names the failing dataset transformation first.
+    dataset_assertion = tf.errors.InvalidArgumentError(
+        None, None, 'Error in user-defined function passed to FilterDataset:7 '
+        'transformation with iterator: Iterator::Root::Filter: assertion '
+        f'failed: [{name}: expected [N,D], got 3 of 3] [Condition x == y did '
+        'not hold element-wise:] [x (cond/EagerPyFunc:0) = ] [1]')
+    self.assertEqual(_cli.error_line(dataset_assertion),
+                     f'error: --{name}: expected [N,D], got 3 of 3')
 
 
 class EvaluationTest(tf.test.TestCase):

@@ -17,6 +17,7 @@ import tensorflow as tf
 from inpaint_tf import plots
 from inpaint_tf import training
 from inpaint_tf import validation
+from inpaint_tf.keras_api import keras
 import training_testutil as util
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,7 +66,7 @@ class ValidationSetTest(tf.test.TestCase):
     self.assertEqual(square.shape, (6, 32, 32))
     for m in square:
       rows, cols = np.nonzero(m)
-      height, width = rows.ptp() + 1, cols.ptp() + 1
+      height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
       self.assertEqual(m.sum(), height * width)  # A filled rectangle.
       self.assertBetween(height, 12, 16)
       self.assertBetween(width, 12, 16)
@@ -205,7 +206,7 @@ class TrainerValidationTest(util.TrainingTestCase):
     kwargs['train_config'] = dataclasses.replace(
         kwargs['train_config'], eval_every=2, checkpoint_every=2,
         deterministic=False, **train)
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     return training.Trainer(log_dir, self.dataset_fn, progress_stream=False,
                             validation_set=self.set, **kwargs)
 

@@ -6,9 +6,9 @@ image) ends the program with one line ``error: ...`` on stderr and exit
 status 1 instead of a traceback. Library errors start with the name of the
 argument at fault (``image: expected ...``); where that name is one of the
 tool's flags the line names the flag as typed (``error: --image: expected
-...``). Import this module before TensorFlow so
-that TensorFlow's C++ start-up chatter stays off stderr and oneDNN's CPU
-kernels are used (see below); absl INFO logs
+...``). Import this module before TensorFlow so that TensorFlow's C++
+start-up chatter stays off stderr on every supported version and oneDNN's
+CPU kernels are used (see below); absl INFO logs
 (TensorFlow's own, e.g. from SavedModel saving) are hidden unless
 ``--verbosity`` is given.
 """
@@ -28,6 +28,31 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import sys
 from typing import Callable, Optional, Sequence
+
+
+def _import_tensorflow_quietly() -> None:
+  """Imports TensorFlow and Keras with file descriptor 2 sent to /dev/null.
+
+  TensorFlow 2.16+ writes C++ start-up lines ("All log messages before
+  absl::InitializeLog() ...", the oneDNN and CUDA notices) to stderr while
+  it loads, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; they would break the
+  one-error-line contract. stderr is restored before any error propagates,
+  so a failed import still shows its traceback.
+  """
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    import tensorflow  # pylint: disable=unused-import
+    from inpaint_tf import keras_api  # pylint: disable=unused-import
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+_import_tensorflow_quietly()
 
 from absl import app
 from absl import flags
