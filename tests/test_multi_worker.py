@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 
+import pytest
 import tensorflow as tf
 
 import training_testutil as util
@@ -85,6 +86,7 @@ def _kill_after(workers, step):
   chief.proc.kill()
 
 
+@pytest.mark.slow
 class MultiWorkerToolTest(util.TrainingTestCase):
 
   def test_two_workers_train_and_resume_after_a_kill(self):

@@ -19,6 +19,7 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import plugin_event_accumulator
 
@@ -26,6 +27,7 @@ from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
 from inpaint_tf import losses
 from inpaint_tf import training
+from inpaint_tf.keras_api import keras
 import training_testutil as util
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,7 +100,7 @@ class TrainLoopTest(util.TrainingTestCase):
     cls.kwargs['train_config'] = dataclasses.replace(
         cls.kwargs['train_config'], image_every=2, checkpoint_every=2)
     cls.progress = io.StringIO()
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     cls.trainer = training.Trainer(cls.log_dir, cls.dataset_fn,
                                    progress_stream=cls.progress, **cls.kwargs)
     cls.last = cls.trainer.train(3)
@@ -195,7 +197,7 @@ class StepsTest(util.TrainingTestCase):
     kwargs = util.tiny_trainer_kwargs(variant='snet', pretrain_steps=100)
     kwargs['train_config'] = dataclasses.replace(kwargs['train_config'],
                                                  checkpoint_every=1)
-    tf.keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(1)
     cls.trainer = training.Trainer(
         cls.log_dir, _nan_after(cls.dataset_fn, first_bad=1),
         progress_stream=False, **kwargs)
@@ -316,7 +318,7 @@ class AuxiliaryLossTest(util.TrainingTestCase):
   def test_awa_weights_logged(self):
     log_dir = os.path.join(self.root, 'awa')
     kwargs = util.tiny_trainer_kwargs(variant='snet', pretrain_steps=100)
-    tf.keras.utils.set_random_seed(2)
+    keras.utils.set_random_seed(2)
     trainer = training.Trainer(
         log_dir, self.dataset_fn, aux_losses='tpl_tsl', reweight='awa',
         awa_config=dataclasses.replace(config_lib.AWAConfig(),
@@ -370,10 +372,10 @@ class MixedPrecisionTest(util.TrainingTestCase):
     self.assertEqual(trainer.generator.compute_dtype, 'float16')
     self.assertEqual(trainer.global_critic.compute_dtype, 'float16')
     self.assertEqual(trainer.generator.weights[0].dtype, tf.float32)
-    self.assertEqual(tf.keras.mixed_precision.global_policy().name,
+    self.assertEqual(keras.mixed_precision.global_policy().name,
                      'float32')  # The global policy is left as it was.
     self.assertIsInstance(trainer.g_optimizer,
-                          tf.keras.mixed_precision.LossScaleOptimizer)
+                          keras.mixed_precision.LossScaleOptimizer)
     # Early updates may overflow and be skipped while the dynamic loss scale
     # comes down (that is not a non-finite loss); the losses stay finite.
     last = trainer.train(2)
@@ -489,6 +491,7 @@ class ToolTest(util.TrainingTestCase):
   _resumable = ('--variant=snet', '--pretrain_steps=0',
                 '--checkpoint_every=1000', '--log_every=1', '--deterministic')
 
+  @pytest.mark.slow
   def test_signals_checkpoint_and_the_rerun_continues_exactly(self):
     runs = {signal.SIGTERM: os.path.join(self.root, 'term'),
             signal.SIGINT: os.path.join(self.root, 'int')}
@@ -531,6 +534,7 @@ class ToolTest(util.TrainingTestCase):
         self.assertAllEqual(resumed[name], value,
                             msg=f'{signal.Signals(signum).name}: {name}')
 
+  @pytest.mark.slow
   def test_demo_flagfile_with_overrides(self):
     log_dir = os.path.join(self.root, 'tool_run')
     proc = self._run(

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
 import tensorflow as tf
 
 import training_testutil as util
@@ -23,6 +24,7 @@ import training_testutil as util
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+@pytest.mark.slow
 class DistributedTrainingTest(tf.test.TestCase):
 
   @classmethod

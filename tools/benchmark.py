@@ -10,7 +10,7 @@ a busy machine slows all of them alike; compare ratios within one run.
 
 from __future__ import annotations
 
-from tools import _cli  # pylint: disable=g-bad-import-order  # quiet TF logs
+from . import _cli  # pylint: disable=g-bad-import-order  # quiet TF logs
 
 import os
 import time

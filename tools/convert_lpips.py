@@ -16,7 +16,7 @@ This tool needs PyTorch (and torchvision when ``--backbone`` is not given);
 the library does not.
 """
 
-from tools import _cli  # pylint: disable=g-bad-import-order
+from . import _cli  # pylint: disable=g-bad-import-order
 
 import io
 import os

@@ -16,7 +16,7 @@
   python -m tools.demo [--output_dir=results/demo] [--max_steps=N]
 """
 
-from tools import _cli  # pylint: disable=g-bad-import-order
+from . import _cli  # pylint: disable=g-bad-import-order
 
 import json
 import os

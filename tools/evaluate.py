@@ -16,7 +16,7 @@ printed per method and hole-ratio bin and written to
 columns are left out with a note.
 """
 
-from tools import _cli  # pylint: disable=g-bad-import-order
+from . import _cli  # pylint: disable=g-bad-import-order
 
 import dataclasses
 import json

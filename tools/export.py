@@ -13,7 +13,7 @@ strings and returns PNG ``inpainted_bytes``. Check the result with
       --inputs 'image=img.npy;mask=msk.npy' --outdir out
 """
 
-from tools import _cli  # pylint: disable=g-bad-import-order,unused-import
+from . import _cli  # pylint: disable=g-bad-import-order,unused-import
 
 from absl import flags
 

@@ -11,7 +11,7 @@ unchanged. Bad input ends with one ``error: ...`` line and exit status 1,
 and leaves no output file.
 """
 
-from tools import _cli  # pylint: disable=g-bad-import-order
+from . import _cli  # pylint: disable=g-bad-import-order
 
 from absl import flags
 

@@ -10,7 +10,7 @@ value and its largest setback: how far the curve fell behind its best
 earlier value.
 """
 
-from tools import _cli  # pylint: disable=g-bad-import-order
+from . import _cli  # pylint: disable=g-bad-import-order
 
 import cv2
 from absl import flags

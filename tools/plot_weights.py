@@ -8,7 +8,7 @@ w_style_3`` and one row per step. The image has one panel for the TPL
 (perceptual) weights and one for the TSL (style) weights, as in Fig. 4.
 """
 
-from tools import _cli  # pylint: disable=g-bad-import-order
+from . import _cli  # pylint: disable=g-bad-import-order
 
 import cv2
 from absl import flags

@@ -20,7 +20,7 @@ counted (one warning per file, the count at the end); data with no
 readable image stops before the run directory is made.
 """
 
-from tools import _cli  # pylint: disable=g-bad-import-order
+from . import _cli  # pylint: disable=g-bad-import-order
 
 import dataclasses
 import os
