@@ -7,6 +7,8 @@ does in a checkout (same flags, ``--flagfile`` included, and the same
 ``flags/demo.cfg``.
 """
 
+from . import _cli  # pylint: disable=g-bad-import-order
+
 import importlib
 import sys
 from typing import Callable
@@ -28,6 +30,6 @@ def __getattr__(name: str) -> Callable[[], None]:
     sys.modules['__main__'].__doc__ = tool.__doc__
     for flag in flags.FLAGS.get_key_flags_for_module(tool.__name__):
       flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    tool._cli.run_main(tool.main)  # pylint: disable=protected-access
+    _cli.run_main(tool.main)
 
   return run
