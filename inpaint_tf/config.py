@@ -1,17 +1,28 @@
-"""Hyperparameters of GEPE-Net and AWA, defined once.
+"""Every setting of an experiment, defined once: ``ExperimentConfig``.
 
-Every default here is the value from the papers (GEPE-Net Eq. 10 and
-Sec. IV; AWA Sec. 4 and its authors' trainer) or from the original TF1 code
-the papers build on (DeepFill v1, GMCNN). Command-line flags in
-``tools/`` and the flagfiles in ``flags/`` override these values; nothing
-else in the package repeats them.
+An experiment is one ``ExperimentConfig``: nine sections (model, attention,
+losses, critics, optimizer, masks, awa, train, data), each a frozen
+dataclass. Every default is the value from the papers (GEPE-Net Eq. 10 and
+Sec. IV; AWA Sec. 4 and its authors' trainer) or from the original TF1
+code the papers build on (DeepFill v1, GMCNN); nothing else in the package
+repeats them.
+
+Field names are unique across the sections, and each field is the
+command-line flag of the same name (``config_flags``), with its help text
+and choices taken from the field's metadata. Fields marked ``scaled`` are
+sizes in pixels at the papers' 256x256 resolution: unless set explicitly
+they follow ``image_size`` (``ExperimentConfig.scaled``). Fields marked
+``resumable`` may change when a run resumes (the schedule, cadence, paths);
+every other field describes the model, its losses or its data and must stay
+(``resume_conflicts``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Tuple
+import typing
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 GENERATOR_VARIANTS = ('snet', 'penet', 'gepenet')
 # 'mixed': a square hole or free-form strokes, each with probability 1/2.
@@ -20,130 +31,409 @@ REWEIGHTERS = ('fixed', 'awa', 'adaloss', 'gradnorm', 'gradsim')
 GUIDANCE_METRICS = ('lpips', 'mae')
 # What the spatial-variant L1 is averaged over (losses.svw_reconstruction_loss).
 SVW_NORMALIZATIONS = ('hole_bbox', 'image')
+# Auxiliary generator losses: none, or TPL + TSL (AWA paper Eqs. 4-5).
+AUX_LOSSES = ('none', 'tpl_tsl')
+STRATEGIES = ('default', 'mirrored', 'multi_worker')
+# The resolution of the papers; ``scaled`` sizes are given at it.
+PAPER_IMAGE_SIZE = 256
+
+
+def _field(default: Any, help: str, *, choices: Optional[Tuple[str, ...]] = None,
+           scaled: bool = False, resumable: bool = False,
+           minimum: Optional[float] = None) -> Any:
+  """A config field with its flag's help text and constraints.
+
+  Args:
+    default: the paper's (or original code's) value.
+    help: the flag's help text.
+    choices: allowed values of a string field.
+    scaled: a size in pixels at ``PAPER_IMAGE_SIZE`` that follows
+      ``image_size`` unless set.
+    resumable: may differ when a run resumes.
+    minimum: smallest allowed value of a number.
+  """
+  # pylint: disable=redefined-builtin
+  return dataclasses.field(default=default, metadata=dict(
+      help=help, choices=choices, scaled=scaled, resumable=resumable,
+      minimum=minimum))
+
+
+class _Section:
+  """Checks the choices and minimums of its fields when it is made."""
+
+  def __post_init__(self):
+    for f in dataclasses.fields(self):
+      value = getattr(self, f.name)
+      choices, minimum = f.metadata['choices'], f.metadata['minimum']
+      if choices is not None and value not in choices:
+        raise ValueError(f'{f.name}: expected one of {choices}, got '
+                         f'{value!r}')
+      if minimum is not None and value is not None and not value >= minimum:
+        raise ValueError(f'{f.name}: expected >= {minimum}, got {value!r}')
 
 
 @dataclasses.dataclass(frozen=True)
-class AttentionConfig:
-  """Contextual attention (DeepFill v1 defaults)."""
-  ksize: int = 3
-  stride: int = 1
-  fuse_k: int = 3
-  softmax_scale: float = 10.0
-  fuse: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(_Section):
   """Generator architecture (SPEC 4.2)."""
-  variant: str = 'gepenet'
-  cnum: int = 32
-  aspc: bool = True
-  # Dilation rates of the ASPC branches.
-  aspc_rates: Tuple[int, ...] = (2, 4, 8, 16)
-  # Attention rate of encoder layers E3, E4, E5.
-  attention_rates: Tuple[int, ...] = (2, 1, 1)
+  variant: str = _field('gepenet', 'snet (no perception, IGL, ASPC), penet '
+                        '(no IGL) or gepenet.', choices=GENERATOR_VARIANTS)
+  cnum: int = _field(32, 'Generator width (channels of E1 / 2).', minimum=1)
+  aspc: bool = _field(True, 'Atrous separable pyramid convolution '
+                      '(penet/gepenet).')
+  aspc_rates: Tuple[int, ...] = _field((2, 4, 8, 16),
+                                       'Dilation rates of the ASPC branches.')
+  attention_rates: Tuple[int, ...] = _field(
+      (2, 1, 1), 'Contextual attention rate of E3, E4, E5.')
 
 
 @dataclasses.dataclass(frozen=True)
-class LossConfig:
+class AttentionConfig(_Section):
+  """Contextual attention (DeepFill v1 defaults)."""
+  attention_ksize: int = _field(3, 'Contextual attention patch size.',
+                                minimum=1)
+  attention_stride: int = _field(1, 'Contextual attention patch stride.',
+                                 minimum=1)
+  attention_fuse_k: int = _field(3, 'Contextual attention fusion kernel '
+                                 'size.', minimum=1)
+  attention_softmax_scale: float = _field(10.0, 'Contextual attention '
+                                          'softmax scale.')
+  attention_fuse: bool = _field(True, 'Fuse contextual attention scores '
+                                '(DeepFill).')
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig(_Section):
   """Loss weights and options (GEPE-Net Eq. 10, GMCNN)."""
-  gamma_igl: float = 0.08
-  gamma_adv: float = 0.01
-  gamma_svw: float = 1.0
+  gamma_igl: float = _field(0.08, 'Weight of the iterative guidance loss '
+                            '(gepenet).')
+  gamma_adv: float = _field(0.01, 'Weight of each adversarial term (local, '
+                            'global).')
+  gamma_svw: float = _field(1.0, 'Weight of the spatial-variant-weight L1 '
+                            'loss.')
   # GMCNN's known-region L1 term (``ae_loss``); the paper's Eq. 10 has none.
-  gamma_ae: float = 0.0
-  theta_gp: float = 10.0
-  # Treat E_i(Igt) as a fixed target in the IGL. Eq. 4-6 write no
-  # stop-gradient; with one the IGL diverges in training from scratch
-  # (docs/training_study.md), see losses.iterative_guidance_loss.
-  igl_stop_gradient: bool = False
+  gamma_ae: float = _field(0.0, "Weight of GMCNN's known-region L1 (0 = off, "
+                           'as in Eq. 10).')
+  theta_gp: float = _field(10.0, 'Gradient penalty weight.')
+  # Eq. 4-6 write no stop-gradient; with one the IGL diverges in training
+  # from scratch (docs/training_study.md), see losses.iterative_guidance_loss.
+  igl_stop_gradient: bool = _field(False, 'Treat the IGL targets E_i(Igt) '
+                                   'as constants.')
   # GMCNN's: the spatial-variant L1 averaged over each hole's bounding box
   # (losses.svw_reconstruction_loss); the paper's weights assume it.
-  svw_normalization: str = 'hole_bbox'
-  svw_size: int = 64
-  svw_sigma: float = 1.0 / 40.0
-  svw_iterations: int = 7
+  svw_normalization: str = _field(
+      'hole_bbox', "What the spatial-variant L1 is averaged over: each hole's "
+      'bounding box (GMCNN) or the whole image.', choices=SVW_NORMALIZATIONS)
+  svw_size: int = _field(64, 'Kernel size of the confidence propagation '
+                         '(M_w).', scaled=True, minimum=1)
+  svw_sigma: float = _field(1.0 / 40.0, 'M_w kernel sigma.')
+  svw_iterations: int = _field(7, 'M_w propagation iterations.', minimum=1)
+  aux_losses: str = _field('none', 'Auxiliary generator losses: none, or TPL '
+                           '+ TSL on VGG-16 features.', choices=AUX_LOSSES)
+  vgg_weights: Optional[str] = _field(
+      'imagenet', "VGG-16 weights for TPL/TSL: 'imagenet' (Keras cache file) "
+      'or a path to a Keras no-top .h5 file.', resumable=True)
 
 
 @dataclasses.dataclass(frozen=True)
-class CriticConfig:
+class CriticConfig(_Section):
   """Local and global WGAN critics (Tables I and II)."""
-  local_filters: Tuple[int, ...] = (64, 128, 256, 512)
-  global_filters: Tuple[int, ...] = (64, 128, 256, 256)
-  local_size: int = 128
+  local_filters: Tuple[int, ...] = _field(
+      (64, 128, 256, 512), 'Filters of the local critic convolutions.')
+  global_filters: Tuple[int, ...] = _field(
+      (64, 128, 256, 256), 'Filters of the global critic convolutions.')
+  local_size: int = _field(128, 'Input side of the local critic (hole '
+                           'bounding box resized to it).', scaled=True,
+                           minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
-  """Adam for generator and critics (GEPE-Net Sec. IV)."""
-  learning_rate: float = 1e-4
-  # Rate of both optimisers once the critics train (GMCNN fine-tunes its
-  # reconstruction-pretrained network adversarially at 1e-5); None: the
-  # same as ``learning_rate``.
-  adversarial_learning_rate: Optional[float] = None
-  # Exponential decay: rates are multiplied by 0.5 ** (step / lr_half_life);
-  # 0 keeps them constant (the paper's setting).
-  lr_half_life: int = 0
-  beta_1: float = 0.5
-  beta_2: float = 0.9
-  n_critic: int = 5
-  pretrain_steps: int = 0
+class OptimizerConfig(_Section):
+  """Adam for generator and critics (GEPE-Net Sec. IV), and the schedule."""
+  learning_rate: float = _field(1e-4, 'Adam learning rate (G and D).',
+                                resumable=True)
+  # GMCNN fine-tunes its reconstruction-pretrained network adversarially at
+  # 1e-5.
+  adversarial_learning_rate: Optional[float] = _field(
+      None, 'Adam learning rate (G and D) once the critics train; default: '
+      '--learning_rate.', resumable=True)
+  lr_half_life: int = _field(0, 'Steps over which the learning rates halve '
+                             '(exponential decay); 0 = constant (the '
+                             "paper's).", resumable=True, minimum=0)
+  beta_1: float = _field(0.5, 'Adam beta_1.', resumable=True)
+  beta_2: float = _field(0.9, 'Adam beta_2.', resumable=True)
+  n_critic: int = _field(5, 'Critic updates per generator update.',
+                         resumable=True, minimum=1)
+  pretrain_steps: int = _field(0, 'Reconstruction-only steps (no critics) at '
+                               'the start.', resumable=True, minimum=0)
+
+  def __post_init__(self):
+    super().__post_init__()
+    for name in ('learning_rate', 'adversarial_learning_rate'):
+      rate = getattr(self, name)
+      if rate is not None and not rate > 0:
+        raise ValueError(f'{name}: expected > 0, got {rate}')
 
 
 @dataclasses.dataclass(frozen=True)
-class MaskConfig:
+class MaskConfig(_Section):
   """Hole generation (GMCNN's random_bbox/bbox2mask, free-form strokes)."""
-  mask_type: str = 'square'
-  hole_size: int = 128
-  margin: int = 0
-  max_delta: int = 32
-  ff_max_vertex: int = 16
-  ff_max_length: int = 80
-  ff_max_brush_width: int = 20
-  ff_max_angle: int = 360
-  ff_parts: int = 8
+  mask_type: str = _field('square', 'Hole generator.', choices=MASK_TYPES)
+  mask_dir: Optional[str] = _field(None, 'Folder or file list of mask images '
+                                   'for --mask_type=folder.', resumable=True)
+  hole_size: int = _field(128, 'Side of the square hole.', scaled=True,
+                          minimum=0)
+  margin: int = _field(0, 'Margin between the square hole and the border.',
+                       scaled=True, minimum=0)
+  max_delta: int = _field(32, 'Largest random shrink of the square hole.',
+                          scaled=True, minimum=0)
+  ff_max_vertex: int = _field(16, 'Free-form strokes: most vertices per '
+                              'stroke.', minimum=1)
+  ff_max_length: int = _field(80, 'Free-form strokes: longest segment.',
+                              scaled=True, minimum=0)
+  ff_max_brush_width: int = _field(20, 'Free-form strokes: widest brush.',
+                                   scaled=True, minimum=0)
+  ff_max_angle: int = _field(360, 'Free-form strokes: largest turn '
+                             '(degrees).')
+  ff_parts: int = _field(8, 'Free-form strokes: strokes per mask.', minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
-class AugmentConfig:
-  """Augmentation of the training images (``data.make_dataset``).
-
-  Horizontal flips are always used. ``min_crop_scale`` applies to random
-  crops (``--data=skimage``): each image is scaled by a factor drawn from
-  ``[min_crop_scale, 1]`` before the crop. ``rotate90`` adds rotations by
-  multiples of 90 degrees. The defaults (off) are the papers' pipelines.
-  """
-  min_crop_scale: float = 1.0
-  rotate90: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class AWAConfig:
+class AWAConfig(_Section):
   """Tunable auxiliary losses and their reweighting (AWA paper, authors' code)."""
-  perceptual_base: float = 0.1
-  perceptual_scale: float = 20.0
-  style_base: float = 250.0
-  style_scale: float = 3.0
-  lookahead_steps: int = 1
-  guidance: str = 'lpips'
-  lr: float = 1e-3
-  beta_1: float = 0.5
-  beta_2: float = 0.9
-  weight_decay: float = 0.2
-  # AdamW epsilon of PyTorch's AdamW, which the authors use.
-  epsilon: float = 1e-8
-  all_parameters: bool = False
-  # AWA: update the generator with the weights from before this step's phi
-  # update and reuse its gradient as the look-ahead direction (one backward
-  # pass through VGG fewer; the weights lag Algorithm 1 by one step).
-  reuse_generator_gradient: bool = False
-  # Baselines: AdaLoss running-mean momentum (Hu et al.), GradNorm's
-  # restoring-force exponent alpha (Chen et al., 1.5 in their NYUv2 runs).
-  adaloss_momentum: float = 0.99
-  gradnorm_alpha: float = 1.5
+  reweight: str = _field('fixed', 'Reweighting of the auxiliary terms '
+                         '(fixed: the standard perceptual and style losses).',
+                         choices=REWEIGHTERS)
+  perceptual_base: float = _field(0.1, 'Initial weight of each perceptual '
+                                  'term.')
+  perceptual_scale: float = _field(20.0, 'Perceptual weights range over (0, '
+                                   'base * scale).')
+  style_base: float = _field(250.0, 'Initial weight of each style term.')
+  style_scale: float = _field(3.0, 'Style weights range over (0, base * '
+                              'scale).')
+  lookahead_steps: int = _field(1, "AWA's look-ahead steps K.", minimum=1)
+  guidance: str = _field('lpips', "AWA's guidance metric.",
+                         choices=GUIDANCE_METRICS)
+  lpips_weights: Optional[str] = _field(
+      None, 'LPIPS .npz (tools/convert_lpips.py) for AWA with '
+      '--guidance=lpips.', resumable=True)
+  awa_lr: float = _field(1e-3, 'AdamW learning rate of phi.')
+  awa_beta_1: float = _field(0.5, 'AdamW beta_1 of phi.')
+  awa_beta_2: float = _field(0.9, "AdamW beta_2 of phi (the paper says 0.999, "
+                             "the authors' code 0.9).")
+  awa_weight_decay: float = _field(0.2, 'AdamW weight decay of phi.')
+  # PyTorch's AdamW epsilon, which the authors use.
+  awa_epsilon: float = _field(1e-8, 'AdamW epsilon of phi.')
+  awa_all_parameters: bool = _field(
+      False, 'AWA/GradNorm/GradSim gradients over all generator parameters '
+      'instead of its output layer.')
+  reuse_generator_gradient: bool = _field(
+      False, 'AWA: update the generator with the weights from before the '
+      "step's phi update and reuse its gradient as the look-ahead direction "
+      '(one backward pass through VGG fewer; the weights lag Algorithm 1 by '
+      'one step).')
+  adaloss_momentum: float = _field(0.99, "AdaLoss's running-mean momentum "
+                                   '(Hu et al.).')
+  gradnorm_alpha: float = _field(1.5, "GradNorm's restoring-force exponent "
+                                 '(Chen et al., 1.5 in their NYUv2 runs).')
 
   @property
   def phi_init(self) -> Tuple[float, float]:
     """Initial phi of the perceptual and style weights: ``-log(scale - 1)``."""
     return (-math.log(self.perceptual_scale - 1.0),
             -math.log(self.style_scale - 1.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_Section):
+  """The run: resolution, batch, length, cadence, devices, validation.
+
+  ``image_size`` is the papers' resolution; ``batch_size`` and ``max_steps``
+  are GMCNN's training defaults (``options/train_options.py``), which the
+  GEPE-Net paper does not state.
+  """
+  image_size: int = _field(PAPER_IMAGE_SIZE, 'Training resolution (square; '
+                           'a multiple of 16).', minimum=1)
+  batch_size: int = _field(16, 'Global batch size (split over replicas).',
+                           resumable=True, minimum=1)
+  max_steps: int = _field(40000, 'Generator updates in total (a resumed run '
+                          'continues).', resumable=True, minimum=1)
+  seed: int = _field(0, 'Random seed.')
+  log_every: int = _field(10, 'Steps between TensorBoard scalars (averaged '
+                          'over them).', resumable=True, minimum=1)
+  image_every: int = _field(500, 'Steps between TensorBoard image grids.',
+                            resumable=True, minimum=1)
+  checkpoint_every: int = _field(1000, 'Steps between checkpoints.',
+                                 resumable=True, minimum=1)
+  keep_checkpoints: int = _field(5, 'Checkpoints kept.', resumable=True,
+                                 minimum=1)
+  max_images: int = _field(4, 'Samples in each TensorBoard image grid.',
+                           resumable=True, minimum=1)
+  strategy: str = _field('default', 'tf.distribute strategy.',
+                         choices=STRATEGIES, resumable=True)
+  mixed_precision: bool = _field(False, 'mixed_float16 with loss scaling '
+                                 '(GPUs).')
+  deterministic: bool = _field(False, 'Enable TensorFlow op determinism '
+                               '(bit-reproducible runs).', resumable=True)
+  eval_every: int = _field(
+      0, 'Steps between held-out evaluations (PSNR, SSIM, L1 of completed '
+      'crops, with cv2 TELEA/NS beside them) written to <log_dir>/eval.csv '
+      'and TensorBoard; also at the start and the end. 0 = none.',
+      resumable=True, minimum=0)
+  eval_crops_per_image: int = _field(
+      4, 'Crops of --image_size cut from each held-out image; each gets a '
+      'square and a free-form hole.', minimum=1)
+  eval_seed: int = _field(1234, 'Seed of the held-out crops and holes.')
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_Section):
+  """Training and held-out images, and their augmentation.
+
+  Horizontal flips are always used; the other augmentations are off by
+  default (the papers' pipelines).
+  """
+  data: Optional[str] = _field(
+      None, 'Training images: a folder (searched recursively), a text file '
+      'listing image paths, or "skimage" for the training split of '
+      "scikit-image's bundled photographs (random crops).", resumable=True)
+  celeba_crop: bool = _field(False, 'Centre-crop CelebA images to 178x178 '
+                             'before resizing.')
+  min_crop_scale: float = _field(
+      1.0, 'With --data=skimage: scale each image by a random factor in '
+      '[min_crop_scale, 1] before the random crop.')
+  rotate90: bool = _field(False, 'Rotate training images by random multiples '
+                          'of 90 degrees.')
+  eval_data: Optional[str] = _field(
+      None, 'Held-out images for --eval_every: a folder or a text file list. '
+      'Default with --data=skimage: the held-out demo images.',
+      resumable=True)
+
+
+# Section name -> its dataclass, in ``ExperimentConfig`` order.
+SECTIONS = {
+    'model': GeneratorConfig,
+    'attention': AttentionConfig,
+    'losses': LossConfig,
+    'critics': CriticConfig,
+    'optimizer': OptimizerConfig,
+    'masks': MaskConfig,
+    'awa': AWAConfig,
+    'train': TrainConfig,
+    'data': DataConfig,
+}
+
+
+def _section(name: str) -> Any:
+  return dataclasses.field(default_factory=SECTIONS[name])
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """One experiment: every setting, by section (see the module docstring)."""
+  model: GeneratorConfig = _section('model')
+  attention: AttentionConfig = _section('attention')
+  losses: LossConfig = _section('losses')
+  critics: CriticConfig = _section('critics')
+  optimizer: OptimizerConfig = _section('optimizer')
+  masks: MaskConfig = _section('masks')
+  awa: AWAConfig = _section('awa')
+  train: TrainConfig = _section('train')
+  data: DataConfig = _section('data')
+
+  def replace(self, **values: Any) -> 'ExperimentConfig':
+    """A copy with fields replaced by their (unique) names.
+
+    ``config.replace(variant='snet', image_size=64)``; an unknown name is a
+    ValueError.
+    """
+    owners = field_sections()
+    updates: Dict[str, Dict[str, Any]] = {}
+    for name, value in values.items():
+      if name not in owners:
+        raise ValueError(f'{name}: expected a field of ExperimentConfig, '
+                         'got an unknown name')
+      updates.setdefault(owners[name], {})[name] = value
+    return dataclasses.replace(self, **{
+        section: dataclasses.replace(getattr(self, section), **fields)
+        for section, fields in updates.items()})
+
+  def scaled(self, explicit: Tuple[str, ...] = ()) -> 'ExperimentConfig':
+    """The ``scaled`` sizes follow ``train.image_size``, except ``explicit``.
+
+    A size ``s`` given at ``PAPER_IMAGE_SIZE`` becomes ``round(s *
+    image_size / PAPER_IMAGE_SIZE)``; the current value is the one scaled.
+    """
+    size = self.train.image_size
+    return self.replace(**{
+        f.name: scaled_size(self.value(f.name), size)
+        for _, f in fields() if f.metadata['scaled'] and f.name not in explicit})
+
+  def value(self, name: str) -> Any:
+    """The value of the field called ``name``."""
+    return getattr(getattr(self, field_sections()[name]), name)
+
+  def to_dict(self) -> Dict[str, Dict[str, Any]]:
+    """JSON-ready nested dict (tuples become lists)."""
+    return {section: {k: list(v) if isinstance(v, tuple) else v
+                      for k, v in dataclasses.asdict(getattr(self, section)
+                                                     ).items()}
+            for section in SECTIONS}
+
+  @classmethod
+  def from_dict(cls, values: Mapping[str, Mapping[str, Any]]
+                ) -> 'ExperimentConfig':
+    """Inverse of ``to_dict``; unknown fields are a ValueError."""
+    flat = {}
+    for section in values.values():
+      for name, value in section.items():
+        flat[name] = tuple(value) if isinstance(value, list) else value
+    return cls().replace(**flat)
+
+
+def scaled_size(size: int, image_size: int) -> int:
+  """``size`` pixels at ``PAPER_IMAGE_SIZE``, scaled to ``image_size``."""
+  return max(0, int(round(size * image_size / PAPER_IMAGE_SIZE)))
+
+
+def fields() -> Iterator[Tuple[str, dataclasses.Field]]:
+  """``(section name, field)`` of every setting, in order."""
+  for section, cls in SECTIONS.items():
+    for f in dataclasses.fields(cls):
+      yield section, f
+
+
+def field_sections() -> Dict[str, str]:
+  """Field name -> name of its section."""
+  owners = {}
+  for section, f in fields():
+    if f.name in owners:
+      raise TypeError(f'{f.name}: defined in sections {owners[f.name]!r} and '
+                      f'{section!r}; field names must be unique')
+    owners[f.name] = section
+  return owners
+
+
+def field_type(section: str, name: str) -> Any:
+  """The annotated type of a field (``int``, ``Optional[str]``, ...)."""
+  return typing.get_type_hints(SECTIONS[section])[name]
+
+
+def resume_conflicts(saved: Mapping[str, Mapping[str, Any]],
+                     config: ExperimentConfig) -> Tuple[List[str], List[str]]:
+  """How ``config`` differs from a run's saved ``to_dict()``.
+
+  Returns:
+    (conflicts, changes): one text per differing field, ``'name: saved
+    -> new'``; conflicts are fields that describe the model, its losses or
+    its data (not ``resumable``), changes the resumable ones. Fields the
+    saved run did not record count as differing.
+  """
+  new = config.to_dict()
+  conflicts, changes = [], []
+  for section, f in fields():
+    old = saved.get(section, {}).get(f.name, '<not recorded>')
+    value = new[section][f.name]
+    if old != value:
+      text = f'{f.name}: {old!r} -> {value!r}'
+      (changes if f.metadata['resumable'] else conflicts).append(text)
+  return conflicts, changes

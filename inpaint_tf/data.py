@@ -42,7 +42,7 @@ import functools
 import importlib.resources
 import os
 import threading
-from typing import Dict, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from absl import logging
 import numpy as np
@@ -51,6 +51,7 @@ import tensorflow as tf
 from inpaint_tf import config as config_lib
 from inpaint_tf import image_io
 from inpaint_tf import masks as masks_lib
+from inpaint_tf import ops
 # File helpers, re-exported for the tools.
 # pylint: disable=unused-import,g-importing-member
 from inpaint_tf.image_io import IMAGE_EXTENSIONS
@@ -423,3 +424,88 @@ def split_demo_images(
     raise ValueError(f'held_out: expected to leave images for training, got '
                      f'all of {names} held out')
   return train, test
+
+
+# start -> dataset of global batches ``{'image': [B,H,W,3] float32 in
+# [-1,1], 'mask': [B,H,W,1] float32, 1 = hole}`` whose first element is
+# batch number ``start`` of the training stream; every batch has the global
+# batch size (``drop_remainder=True``).
+DatasetFn = Callable[[int], tf.data.Dataset]
+
+
+def _renamed(error: ValueError, name: str) -> ValueError:
+  """The error with the argument it names replaced by ``name``."""
+  head, sep, rest = str(error).partition(': ')
+  return ValueError(f'{name}: {rest if sep and head.isidentifier() else error}')
+
+
+def make_dataset_fn(config: config_lib.ExperimentConfig,
+                    skip_counter: Optional[SkipCounter] = None) -> DatasetFn:
+  """The training stream of an experiment as a ``DatasetFn``.
+
+  Args:
+    config: the experiment: ``data`` (a folder of images searched
+      recursively, a text file listing image paths, or ``'skimage'``: the
+      training split of scikit-image's bundled photographs as random crops
+      at their own resolution) and its augmentation, ``masks`` (``mask_type
+      'folder'`` reads ``mask_dir``), ``train.image_size``, ``batch_size``
+      and ``seed`` (which fixes the order, crops, flips and masks).
+    skip_counter: collects the unreadable image files the stream skips
+      (its ``summary()`` is the line to print).
+
+  Returns:
+    ``start -> tf.data.Dataset`` of batches, from batch ``start`` on.
+
+  Raises:
+    ValueError: no images at ``data``, no masks at ``mask_dir``, options
+      that do not fit together, or no readable image among the files: the
+      first batch is read now, so that such data fails before a run
+      directory is made.
+  """
+  d, m, t = config.data, config.masks, config.train
+  random_crop = d.data == SKIMAGE_DATA
+  if random_crop:
+    files = [path for _, path in split_demo_images(skimage_demo_files())[0]]
+  else:
+    try:
+      files = list_images(d.data)
+    except ValueError as e:
+      raise _renamed(e, 'data') from None
+  mask_spec = m
+  if m.mask_type == 'folder':
+    if not m.mask_dir:
+      raise ValueError("mask_dir: expected a folder of masks for mask_type "
+                       "'folder', got none")
+    try:
+      folder = masks_lib.MaskFolder(m.mask_dir)
+    except ValueError as e:
+      raise _renamed(e, 'mask_dir') from None
+    mask_spec = masks_lib.make_mask_fn(m, t.image_size, t.image_size, folder)
+  elif m.mask_dir:
+    raise ValueError(f"mask_dir: only used with mask_type 'folder', got "
+                     f'mask_type {m.mask_type!r}')
+
+  def dataset_fn(start: int) -> tf.data.Dataset:
+    dataset = make_dataset(
+        files, t.image_size, t.batch_size, mask_spec, t.seed, training=True,
+        celeba_crop=d.celeba_crop, random_crop=random_crop,
+        min_crop_scale=d.min_crop_scale, rotate90=d.rotate90,
+        skip_counter=skip_counter)
+    # The stream is a deterministic function of the seed: skipping replays
+    # the reading of the skipped batches, not their training.
+    return dataset.skip(start) if start else dataset
+
+  # Bad options (hole larger than the image...) fail when it is built,
+  # unreadable data at its first batch.
+  first = iter(dataset_fn(0).take(1))
+  try:
+    next(first)
+    error = None
+  except tf.errors.OpError as err:
+    error = ops.op_error_text(err)
+  # The iterator's threads must stop before the process may exit.
+  del first
+  if error is not None:
+    raise ValueError(f'data: expected readable images, got {d.data!r} '
+                     f'({error})')
+  return dataset_fn

@@ -74,9 +74,9 @@ class InpaintModule(tf.Module):
     if pad_mode not in inference.PAD_MODES:
       raise ValueError(f'pad_mode: expected one of {inference.PAD_MODES}, '
                        f'got {pad_mode!r}')
-    if not generator.variables:
+    if not generator.built or not generator.variables:
       raise ValueError('generator: expected a built generator with weights '
-                       '(models.load_generator, or call build_on_dummy()), '
+                       '(run_dir.load_generator, or call build()), '
                        'got one without variables')
     # Only the weights are tracked, not the Keras objects: saving then skips
     # tracing every layer's call function (several times faster for

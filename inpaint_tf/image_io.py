@@ -356,3 +356,31 @@ def load_mask(path: PathLike, size: Optional[Size] = None,
   if size is not None:
     mask = resize_mask_nearest(mask, size)
   return mask
+
+
+def as_batch(name: str, x, channels: int = 3,
+             dtype: Optional[type] = None) -> Tuple[np.ndarray, bool]:
+  """``x`` as an [N,H,W,C] array, and whether it was a single image.
+
+  Args:
+    name: the argument's name, which starts the error.
+    x: [H,W,C] or [N,H,W,C] (also [H,W] when ``channels`` is 1).
+    channels: C.
+    dtype: the required dtype (None: any).
+
+  Raises:
+    ValueError: another rank, channel count or dtype.
+  """
+  a = np.asarray(x)
+  if a.ndim == 2 and channels == 1:
+    a = a[..., None]
+  if (a.ndim not in (3, 4) or a.shape[-1] != channels
+      or (dtype is not None and a.dtype != dtype)):
+    kind = f'{np.dtype(dtype).name} ' if dtype is not None else ''
+    shapes = '[H,W,1], [H,W]' if channels == 1 else f'[H,W,{channels}]'
+    got = f'shape {list(np.shape(x))}'
+    if dtype is not None:
+      got += f' dtype {a.dtype}'
+    raise ValueError(f'{name}: expected {kind}{shapes} or [N,H,W,{channels}], '
+                     f'got {got}')
+  return (a[None], True) if a.ndim == 3 else (a, False)

@@ -19,25 +19,21 @@ Padding (``pad_mode``), always on the bottom and right edges:
   larger hole next to the border.
 
 ``complete_uint8`` is the graph-friendly core shared with the SavedModel in
-``inpaint_tf.export``; ``inpaint`` is the NumPy-facing wrapper and
-``inpaint_files`` the file-level function behind ``tools/inpaint.py``.
+``inpaint_tf.export``; ``inpaint`` is the NumPy-facing wrapper (files and
+model loading: ``inpaint_tf.inpainting``).
 """
 
 from __future__ import annotations
 
-import os
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from inpaint_tf import fileio
 from inpaint_tf import image_io
 from inpaint_tf.keras_api import keras
+from inpaint_tf.models import SIZE_MULTIPLE
 
-# The generators downsample four times by 2 (SPEC 4.2).
-SIZE_MULTIPLE = 16
 PAD_MODES = ('reflect', 'constant')
 
 # (masked [B,H,W,3] float32 in [-1,1], mask [B,H,W,1] float32 {0,1}) -> pred
@@ -141,24 +137,6 @@ def generator_fn_of(model) -> GeneratorFn:
   return model
 
 
-def _as_batch(name: str, x, channels: int) -> Tuple[np.ndarray, bool]:
-  """Returns ``x`` as [N,H,W,C] and whether a batch axis was given."""
-  a = np.asarray(x)
-  if a.ndim == 2 and channels == 1:
-    a = a[..., None]
-  if a.ndim == 3:
-    a, batched = a[None], False
-  elif a.ndim == 4:
-    batched = True
-  else:
-    a, batched = None, False
-  if a is None or a.shape[-1] != channels:
-    shape = '[H,W,1], [H,W]' if channels == 1 else '[H,W,3]'
-    raise ValueError(f'{name}: expected {shape} or [N,H,W,{channels}], got '
-                     f'shape {list(np.shape(x))}')
-  return a, batched
-
-
 def inpaint(generator_or_callable, image_uint8, mask,
             pad_mode: str = 'reflect') -> np.ndarray:
   """Fills the holes of 8-bit images of any size.
@@ -186,10 +164,10 @@ def inpaint(generator_or_callable, image_uint8, mask,
   """
   if pad_mode not in PAD_MODES:
     raise ValueError(f'pad_mode: expected one of {PAD_MODES}, got {pad_mode!r}')
-  image, batched = _as_batch('image', image_uint8, 3)
+  image, single = image_io.as_batch('image', image_uint8, 3)
   if image.dtype != np.uint8:
     raise ValueError(f'image: expected uint8 in [0,255], got {image.dtype}')
-  m, _ = _as_batch('mask', mask, 1)
+  m, _ = image_io.as_batch('mask', mask, 1)
   if m.shape[1:3] != image.shape[1:3] or m.shape[0] not in (1, image.shape[0]):
     raise ValueError(f'mask: expected [{image.shape[1]},{image.shape[2]}] '
                      f'matching the image (N={image.shape[0]} or 1), got shape '
@@ -207,113 +185,4 @@ def inpaint(generator_or_callable, image_uint8, mask,
     out = complete_uint8(generator_fn_of(generator_or_callable),
                          tf.constant(image), tf.constant(hole_u8), pad_mode)
   out = out.numpy()
-  return out if batched else out[0]
-
-
-def load_generator_fn(saved_model_dir: Union[str, None] = None,
-                      checkpoint_dir: Union[str, None] = None):
-  """Loads the model used by ``inpaint`` from exactly one of two sources.
-
-  Args:
-    saved_model_dir: a directory written by ``inpaint_tf.export``.
-    checkpoint_dir: a training run directory (``generator.json`` + ``ckpt/``).
-
-  Returns:
-    A loaded SavedModel or an ``inpaint_tf.models.Generator``, either of which
-    ``inpaint`` accepts.
-  """
-  if (saved_model_dir is None) == (checkpoint_dir is None):
-    raise ValueError('expected exactly one of --saved_model and '
-                     f'--checkpoint_dir, got saved_model={saved_model_dir!r} '
-                     f'and checkpoint_dir={checkpoint_dir!r}')
-  if saved_model_dir is not None:
-    from inpaint_tf import export  # pylint: disable=g-import-not-at-top
-    return export.load_saved_model(saved_model_dir)
-  from inpaint_tf import models  # pylint: disable=g-import-not-at-top
-  return models.load_generator(checkpoint_dir)
-
-
-# Width of the white gutter between the panels of a side-by-side grid.
-GRID_GUTTER = 4
-
-
-def side_by_side(panels: Sequence[np.ndarray],
-                 gutter: int = GRID_GUTTER) -> np.ndarray:
-  """Concatenates uint8 [H,W,3] images horizontally with white gutters."""
-  height = panels[0].shape[0]
-  bar = np.full((height, gutter, 3), 255, np.uint8)
-  row = []
-  for i, panel in enumerate(panels):
-    if i:
-      row.append(bar)
-    row.append(panel)
-  return np.concatenate(row, axis=1)
-
-
-def show_holes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-  """The network's view of an image: holes painted white. uint8 [H,W,3]."""
-  hole = np.asarray(mask).reshape(image.shape[:2] + (1,)) != 0
-  return np.where(hole, np.uint8(255), image)
-
-
-def inpaint_files(image_path: str, mask_path: str, output_path: str,
-                  saved_model_dir: Optional[str] = None,
-                  checkpoint_dir: Optional[str] = None,
-                  grid_path: Optional[str] = None,
-                  pad_mode: str = 'reflect') -> np.ndarray:
-  """Inpaints one image file with one mask file and writes the result.
-
-  Everything is checked before the model is loaded; outputs are written
-  atomically (temporary file, then rename), so a failure leaves no partial
-  file.
-
-  Args:
-    image_path: JPEG, PNG, GIF or BMP image of any size (grey is replicated
-      to RGB, alpha dropped).
-    mask_path: an image of the same size and any bit depth; a pixel is a
-      hole when any colour channel is non-zero (``image_io.load_mask``).
-    output_path: ``.png`` or ``.jpg`` file to write.
-    saved_model_dir: SavedModel from ``inpaint_tf.export`` (exactly one of
-      this and ``checkpoint_dir``).
-    checkpoint_dir: training run directory.
-    grid_path: optional ``.png``/``.jpg``: image | image with white holes |
-      result, side by side.
-    pad_mode: ``'reflect'`` or ``'constant'`` (checkpoints only; a
-      SavedModel uses the mode it was exported with).
-
-  Returns:
-    The result, uint8 [H,W,3]. With a mask that has no hole, the input
-    image, unchanged (a warning is logged; the model is not loaded).
-
-  Raises:
-    ValueError: unreadable or non-image files, sizes that differ, a bad
-      output name, a checkpoint of another variant, ...; each message
-      starts with the argument at fault (``image``, ``mask``, ``output``,
-      ``grid``, ``saved_model``, ``checkpoint_dir``).
-  """
-  if (saved_model_dir is None) == (checkpoint_dir is None):
-    raise ValueError('expected exactly one of saved_model_dir and '
-                     'checkpoint_dir')
-  if pad_mode not in PAD_MODES:
-    raise ValueError(f'pad_mode: expected one of {PAD_MODES}, got {pad_mode!r}')
-  for path, name in ((output_path, 'output'), (grid_path, 'grid')):
-    if path is not None:  # Fails on a bad name before any work.
-      fileio.check_image_output(path, name)
-  image = image_io.load_image(image_path, name='image')
-  mask = image_io.load_mask(mask_path, name='mask')
-  if mask.shape[:2] != image.shape[:2]:
-    raise ValueError(f'mask: expected a {image.shape[0]}x{image.shape[1]} '
-                     f'mask (the size of {os.path.basename(image_path)}), got '
-                     f'{mask.shape[0]}x{mask.shape[1]} from {mask_path!r}')
-  if not np.any(mask):
-    logging.warning('mask %s has no hole pixels: the output is the input '
-                    'image unchanged', mask_path)
-    result = image.copy()
-  else:
-    model = load_generator_fn(saved_model_dir, checkpoint_dir)
-    result = inpaint(model, image, mask, pad_mode)
-  fileio.write_image(output_path, result, 'output')
-  if grid_path is not None:
-    fileio.write_image(grid_path, side_by_side(
-        [image, show_holes(image, mask), result]), 'grid')
-  return result
+  return out[0] if single else out

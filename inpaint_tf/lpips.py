@@ -25,7 +25,6 @@ conversion needs PyTorch; this module does not). Array names in the file:
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Dict, Mapping, Tuple, Union
 
@@ -33,6 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import ops
+from inpaint_tf import vgg
+from inpaint_tf import weights as weights_lib
 from inpaint_tf.keras_api import keras
 
 LAYERS = ('relu1_2', 'relu2_2', 'relu3_3', 'relu4_3', 'relu5_3')
@@ -41,19 +42,15 @@ CHANNELS = (64, 128, 256, 512, 512)
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 _EPS = 1e-10
-# (name, filters, index in torchvision's vgg16().features) per convolution;
-# each block ends in the ReLU LPIPS taps, then a 2x2 max pool.
-_BLOCKS = (
-    (('block1_conv1', 64, 0), ('block1_conv2', 64, 2)),
-    (('block2_conv1', 128, 5), ('block2_conv2', 128, 7)),
-    (('block3_conv1', 256, 10), ('block3_conv2', 256, 12),
-     ('block3_conv3', 256, 14)),
-    (('block4_conv1', 512, 17), ('block4_conv2', 512, 19),
-     ('block4_conv3', 512, 21)),
-    (('block5_conv1', 512, 24), ('block5_conv2', 512, 26),
-     ('block5_conv3', 512, 28)),
-)
-_CONVS = tuple(conv for block in _BLOCKS for conv in block)
+# Index of each VGG-16 convolution in torchvision's ``vgg16().features``
+# (a ReLU follows each, a max pool each block): 0, 2 | 5, 7 | 10, 12, 14 | ...
+_TORCH_INDEX = dict(zip(vgg.conv_names(5), (0, 2, 5, 7, 10, 12, 14, 17, 19,
+                                            21, 24, 26, 28)))
+_CONVS = tuple((name, filters, _TORCH_INDEX[name])
+               for convs in vgg.BLOCKS for name, filters in convs)
+# The activations LPIPS compares: each block's last ReLU (relu1_2 ...).
+_TAPS = tuple(len([c for convs in vgg.BLOCKS[:b + 1] for c in convs]) + b - 1
+              for b in range(len(vgg.BLOCKS)))
 
 
 def expected_arrays() -> Dict[str, Tuple[int, ...]]:
@@ -150,11 +147,8 @@ def _resolve_arrays(weights) -> Dict[str, np.ndarray]:
   if isinstance(weights, Mapping):
     arrays, where = dict(weights), 'the given arrays'
   else:
-    if not weights:
-      raise ValueError(f'lpips_weights: LPIPS needs a weights file; {hint}')
-    path = os.path.expanduser(str(weights))
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f'lpips_weights: no such file {path!r}; {hint}')
+    path = weights_lib.resolve('lpips_weights', weights,
+                               what='LPIPS weights (.npz)', hint=hint)
     with np.load(path) as data:
       arrays = {k: data[k] for k in data.files}
     where = repr(path)
@@ -195,20 +189,8 @@ class LPIPS(keras.layers.Layer):
     super().__init__(**kwargs)
     arrays = _resolve_arrays(weights)
     self.weights_path = None if isinstance(weights, Mapping) else weights
-    inputs = keras.Input((None, None, 3), dtype=tf.float32)
-    x = inputs
-    taps = []
-    for b, block in enumerate(_BLOCKS):
-      if b:
-        x = keras.layers.MaxPool2D(2, 2, name=f'block{b}_pool',
-                                      dtype='float32')(x)
-      for name, filters, _ in block:
-        x = keras.layers.Conv2D(filters, 3, padding='same',
-                                   activation='relu', name=name,
-                                   dtype='float32')(x)
-      taps.append(x)
-    self._backbone = keras.Model(inputs, taps, name='lpips_vgg16')
-    self._backbone.trainable = False
+    self._backbone = vgg.network(len(vgg.BLOCKS), 'lpips_vgg16',
+                                 last_pool=False)
     for name, _, _ in _CONVS:
       self._backbone.get_layer(name).set_weights(
           [arrays[f'{name}_kernel'], arrays[f'{name}_bias']])
@@ -226,7 +208,9 @@ class LPIPS(keras.layers.Layer):
   def features(self, images: tf.Tensor) -> Tuple[tf.Tensor, ...]:
     """The five unit-normalised backbone activations of [B,H,W,3] images."""
     x = (tf.cast(images, tf.float32) - tf.constant(SHIFT)) / tf.constant(SCALE)
-    return tuple(f / (_safe_norm(f) + _EPS) for f in self._backbone(x))
+    activations = self._backbone(x)
+    return tuple(activations[i] / (_safe_norm(activations[i]) + _EPS)
+                 for i in _TAPS)
 
   def call(self, images: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
     """LPIPS distance per sample.

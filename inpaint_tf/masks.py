@@ -25,8 +25,7 @@ Every mask is float32 ``[H,W,1]`` with 1 = hole, 0 = known. The numpy
 generators draw from a ``np.random.Generator`` and are deterministic given
 its seed; ``make_mask_fn`` wraps them behind one call signature for the data
 pipeline and the evaluation tools (its 'mixed' type draws a square hole or
-free-form strokes, half of the time each). ``square_mask_tf`` is a graph version of
-the square holes built from stateless random ops.
+free-form strokes, half of the time each).
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 from absl import logging
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import image_io
@@ -179,57 +177,6 @@ def center_square_mask(height: int, width: int, hole_size: Pair) -> np.ndarray:
   return mask
 
 
-def square_mask_tf(height: int, width: int, hole_size: Pair, margin: Pair,
-                   max_delta: Pair, seed: tf.Tensor,
-                   batch_size: Optional[int] = None) -> tf.Tensor:
-  """Graph version of ``random_square_mask`` with stateless random ops.
-
-  Same distribution as the numpy version (not the same draws for a given
-  seed). Deterministic in the seed, so it is safe in parallel ``tf.data``
-  maps and under ``tf.function``.
-
-  Args:
-    height: image height.
-    width: image width.
-    hole_size: int or (height, width).
-    margin: int or pair.
-    max_delta: int or pair.
-    seed: int32/int64 tensor of shape [2].
-    batch_size: None for one mask, else the number of independent masks.
-
-  Returns:
-    float32 [H,W,1] (or [batch_size,H,W,1]), 1 = hole.
-  """
-  (h, w), hole, margin, delta = _check_square_args(height, width, hole_size,
-                                                   margin, max_delta)
-  n = 1 if batch_size is None else int(batch_size)
-  if n <= 0:
-    raise ValueError(f'batch_size: expected None or a positive int, got '
-                     f'{batch_size!r}')
-  # int64 so that int32 and int64 seeds give the same masks.
-  seeds = tf.random.experimental.stateless_split(
-      tf.cast(tf.convert_to_tensor(seed), tf.int64), 4)
-
-  def uniform(i, low, high):
-    return tf.random.stateless_uniform([n], seeds[i], minval=low, maxval=high,
-                                       dtype=tf.int32)
-
-  top = uniform(0, margin[0], max(h - margin[0] - hole[0], margin[0] + 1))
-  left = uniform(1, margin[1], max(w - margin[1] - hole[1], margin[1] + 1))
-  dh = uniform(2, 0, delta[0] // 2 + 1)
-  dw = uniform(3, 0, delta[1] // 2 + 1)
-  rows = tf.range(h)[None, :, None]
-  cols = tf.range(w)[None, None, :]
-
-  def between(x, low, high):
-    return (x >= low[:, None, None]) & (x < high[:, None, None])
-
-  inside = (between(rows, top + dh, top + hole[0] - dh)
-            & between(cols, left + dw, left + hole[1] - dw))
-  mask = tf.cast(inside, tf.float32)[..., None]
-  return mask[0] if batch_size is None else mask
-
-
 def free_form_mask(height: int, width: int, rng: np.random.Generator,
                    max_vertex: Optional[int] = None,
                    max_length: Optional[int] = None,
@@ -335,7 +282,7 @@ class MaskFolder:
   The hole ratio of every file (at its own resolution) is computed the first
   time it is needed and cached; it selects files per bin in ``sample``.
   Resizing can move a mask across a bin edge by a small amount; report the
-  bin of the mask actually used with ``bin_of``.
+  bin of the mask actually used with ``hole_ratio_bin``.
 
   A file that cannot be decoded is skipped by ``sample`` with one warning
   and never drawn again.
@@ -385,10 +332,6 @@ class MaskFolder:
         self._ratios = ratios
       return self._ratios
 
-  def files_in_bin(self, label: str) -> List[str]:
-    """Files whose native hole ratio falls in bin ``label``."""
-    return [self.files[i] for i in self._indices_in_bin(label)]
-
   def _indices_in_bin(self, label: str) -> np.ndarray:
     if label not in HOLE_RATIO_LABELS:
       raise ValueError(f'ratio_bin: expected one of {HOLE_RATIO_LABELS}, got '
@@ -434,11 +377,6 @@ class MaskFolder:
       except ValueError as e:
         with self._lock:
           self._mark_bad(index, e)
-
-  @staticmethod
-  def bin_of(mask: np.ndarray) -> str:
-    """Same as ``hole_ratio_bin``."""
-    return hole_ratio_bin(mask)
 
 
 def make_mask_fn(mask_config: config_lib.MaskConfig, height: int, width: int,

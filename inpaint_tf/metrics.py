@@ -27,13 +27,14 @@ LPIPS lives in ``inpaint_tf.lpips``.
 
 from __future__ import annotations
 
-import os
 from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
 import tensorflow as tf
 
+from inpaint_tf import image_io
+from inpaint_tf import weights as weights_lib
 from inpaint_tf.keras_api import keras
 
 INCEPTION_WEIGHTS_FILE = (
@@ -52,17 +53,9 @@ SSIM_WINDOW = 11
 Metric = Union[float, np.ndarray]
 
 
-def _as_batch(name: str, x) -> Tuple[np.ndarray, bool]:
-  x = np.asarray(x)
-  if x.dtype != np.uint8 or x.ndim not in (3, 4) or x.shape[-1] != 3:
-    raise ValueError(f'{name}: expected uint8 [H,W,3] or [N,H,W,3], got '
-                     f'shape {list(x.shape)} dtype {x.dtype}')
-  return (x[None], True) if x.ndim == 3 else (x, False)
-
-
 def _pair(a, b) -> Tuple[np.ndarray, np.ndarray, bool]:
-  a, single = _as_batch('a', a)
-  b, _ = _as_batch('b', b)
+  a, single = image_io.as_batch('a', a, dtype=np.uint8)
+  b, _ = image_io.as_batch('b', b, dtype=np.uint8)
   if a.shape != b.shape:
     raise ValueError(f'b: expected the shape of a {list(a.shape)}, got '
                      f'{list(b.shape)}')
@@ -170,7 +163,7 @@ def cv2_inpaint(image, mask, method: str = 'telea',
                      f' got {method!r}')
   if not isinstance(radius, (int, np.integer)) or radius < 1:
     raise ValueError(f'radius: expected a positive int, got {radius!r}')
-  images, single = _as_batch('image', image)
+  images, single = image_io.as_batch('image', image, dtype=np.uint8)
   holes = _hole_plane(mask)
   if holes.shape == images.shape[1:3]:
     holes = np.broadcast_to(holes, images.shape[:3])
@@ -234,24 +227,6 @@ def frechet_distance(activations1, activations2) -> float:
                + np.trace(covs[1]) - 2 * trace_sqrt_product)
 
 
-def keras_cached_weights(filename: str) -> Optional[str]:
-  """Path of ``filename`` in the Keras model cache, or None if absent.
-
-  Looks where ``keras.utils.get_file`` stores downloads:
-  ``$KERAS_HOME/models``, ``~/.keras/models`` and ``/tmp/.keras/models``.
-  """
-  folders = []
-  if os.environ.get('KERAS_HOME'):
-    folders.append(os.environ['KERAS_HOME'])
-  folders += [os.path.join(os.path.expanduser('~'), '.keras'),
-              os.path.join('/tmp', '.keras')]
-  for folder in folders:
-    path = os.path.join(folder, 'models', filename)
-    if os.path.isfile(path):
-      return path
-  return None
-
-
 class InceptionFeatures:
   """InceptionV3 average-pool features (2048-d), the activations of FID.
 
@@ -278,17 +253,11 @@ class InceptionFeatures:
     Raises:
       ValueError: no weights file, or a file that does not fit the network.
     """
-    if weights_path is None:
-      weights_path = keras_cached_weights(INCEPTION_WEIGHTS_FILE)
-      if weights_path is None:
-        raise ValueError(
-            f'weights_path: expected InceptionV3 weights, got none: download '
-            f'{INCEPTION_WEIGHTS_URL} to ~/.keras/models/'
-            f'{INCEPTION_WEIGHTS_FILE} or pass its path')
-    weights_path = os.fspath(weights_path)
-    if not os.path.isfile(weights_path):
-      raise ValueError(f'weights_path: expected an InceptionV3 .h5 weights '
-                       f'file, got {weights_path!r} (not found)')
+    weights_path = weights_lib.resolve(
+        'weights_path',
+        weights_lib.FROM_CACHE if weights_path is None else weights_path,
+        what='InceptionV3 weights without top (.h5)',
+        cache_file=INCEPTION_WEIGHTS_FILE, url=INCEPTION_WEIGHTS_URL)
     with open(weights_path, 'rb') as f:
       if f.read(len(_HDF5_SIGNATURE)) != _HDF5_SIGNATURE:
         raise ValueError(f'weights_path: expected an InceptionV3 .h5 weights '
@@ -328,7 +297,7 @@ class InceptionFeatures:
     Returns:
       float32 [N,2048] (or [2048]).
     """
-    images, single = _as_batch('images', images)
+    images, single = image_io.as_batch('images', images, dtype=np.uint8)
     feats = [self._forward(tf.constant(images[i:i + self.batch_size])).numpy()
              for i in range(0, len(images), self.batch_size)]
     feats = np.concatenate(feats, axis=0)

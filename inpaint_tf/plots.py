@@ -8,7 +8,8 @@ weights (``w_style_*``), then anything else. :func:`metric_curves_image`
 draws the held-out scores of ``eval.csv`` (``inpaint_tf.validation``), one
 panel per metric and one line per method (the network and the OpenCV
 baselines). Each panel has its own y range, axes with tick labels, and a
-legend.
+legend. ``side_by_side`` and ``show_holes`` compose image panels (the
+demo's grid, ``tools/inpaint.py --grid``).
 """
 
 from __future__ import annotations
@@ -244,3 +245,26 @@ def metric_curves_image(
     panels.append(_panel(steps, np.stack([table[n] for n in names], axis=1),
                          names, label, width, panel_height, colours))
   return np.concatenate(panels, axis=0)
+
+
+# Width of the white gutter between the panels of a side-by-side grid.
+GRID_GUTTER = 4
+
+
+def side_by_side(panels: Sequence[np.ndarray],
+                 gutter: int = GRID_GUTTER) -> np.ndarray:
+  """Concatenates uint8 [H,W,3] images horizontally with white gutters."""
+  height = panels[0].shape[0]
+  bar = np.full((height, gutter, 3), 255, np.uint8)
+  row = []
+  for i, panel in enumerate(panels):
+    if i:
+      row.append(bar)
+    row.append(panel)
+  return np.concatenate(row, axis=1)
+
+
+def show_holes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  """The network's view of an image: holes painted white. uint8 [H,W,3]."""
+  hole = np.asarray(mask).reshape(image.shape[:2] + (1,)) != 0
+  return np.where(hole, np.uint8(255), image)

@@ -352,3 +352,56 @@ def default_eval_images(data: str, eval_data: Optional[str]
     _, held_out = data_lib.split_demo_images(data_lib.skimage_demo_images())
     return held_out
   return None
+
+
+class RunValidation:
+  """A training run's validation: its set, ``eval_set.npz`` and ``eval.csv``.
+
+  The writing process (``write``) saves the set, or checks that a resumed
+  run draws the same one, and keeps the ``EvalLog``.
+
+  Args:
+    validation_set: the held-out crops and holes.
+    log_dir: the run directory.
+    method: the name of the generator's rows (its variant).
+    write: whether this process writes files (the chief).
+  """
+
+  def __init__(self, validation_set: ValidationSet, log_dir: str,
+               method: str, write: bool):
+    self.validation_set = validation_set
+    self.method = method
+    self.log = None
+    if not write:
+      return
+    path = os.path.join(log_dir, EVAL_SET)
+    if os.path.exists(path):
+      if not ValidationSet.load(path).same_as(validation_set):
+        raise ValueError(
+            f'log_dir: {path} holds other held-out crops or holes than this '
+            'run draws (another --eval_data, --eval_crops_per_image, '
+            '--eval_seed or hole setting); use a new --log_dir')
+    else:
+      validation_set.save(path)
+    self.log = EvalLog(os.path.join(log_dir, EVAL_CSV))
+
+  def resume(self, step: int) -> bool:
+    """Drops the rows after ``step``; whether ``step`` still needs scoring."""
+    self.log.truncate_after(step)
+    return step not in self.log.steps()
+
+  def run(self, step: int, complete_fn: CompleteFn
+          ) -> Tuple[Scores, List[Tuple]]:
+    """Scores the generator; appends its and the baselines' rows.
+
+    Returns:
+      (the generator's scores, every row written).
+    """
+    scores = self.validation_set.score(complete_fn)
+    methods = {self.method: scores}
+    methods.update(self.validation_set.baselines)
+    rows = [row for method, values in methods.items()
+            for row in rows_of(step, method, values)]
+    if self.log is not None:
+      self.log.append(rows)
+    return scores, rows

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from inpaint_tf import fileio
 from inpaint_tf import models
+from inpaint_tf import run_dir
 from inpaint_tf.keras_api import keras
 
 TINY = dict(variant='snet', cnum=4)
@@ -20,13 +21,13 @@ def make_generator(seed: int = 0, **kwargs) -> models.Generator:
   """A small built generator (``TINY`` unless overridden)."""
   keras.utils.set_random_seed(seed)
   gen = models.build_generator(**{**TINY, **kwargs})
-  gen.build_on_dummy(32)
+  gen.build(32)
   return gen
 
 
 def make_run_dir(path: str, gen: models.Generator) -> str:
   """Writes ``gen`` as a run directory; returns ``path``."""
-  models.save_generator_config(gen, path)
+  run_dir.save_generator_config(gen, path)
   manager = tf.train.CheckpointManager(
       tf.train.Checkpoint(generator=gen), os.path.join(path, 'ckpt'), 1)
   manager.save()

@@ -14,14 +14,24 @@ class ASPCTest(tf.test.TestCase):
   def test_separable_parameter_count_matches_paper(self):
     # Paper: a 3x3 conv 16 -> 32 has (3*3*16)*32 = 4608 weights, the
     # depthwise-separable one 16*3*3 + 16*32*1*1 = 656 (biases not counted).
-    x = tf.zeros([1, 8, 8, 16])
-    sep = keras.layers.SeparableConv2D(32, 3, padding='same', use_bias=False)
-    std = keras.layers.Conv2D(32, 3, padding='same', use_bias=False)
-    sep(x)
-    std(x)
-    self.assertEqual(sep.count_params(), 16 * 3 * 3 + 16 * 32)
-    self.assertEqual(sep.count_params(), 656)
-    self.assertEqual(std.count_params(), 4608)
+    # Every atrous branch of ASPC is such a factorisation: its depthwise and
+    # pointwise kernels hold 656 weights, and composed into one 3x3 kernel
+    # K[i,j,c,o] = D[i,j,c] P[c,o] (4608 weights) they give its output.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 9, 10, 16)).astype(np.float32)
+    layer = aspc_lib.ASPC(32, rates=(1, 2, 4))
+    layer(tf.constant(x))
+    for rate, branch in zip(layer.rates, layer.atrous_branches):
+      depth, point, bias = branch.get_weights()
+      self.assertEqual(depth.shape, (3, 3, 16, 1))
+      self.assertEqual(point.shape, (1, 1, 16, 32))
+      self.assertEqual(depth.size + point.size, 656)
+      composed = depth[:, :, :, 0, None] * point[0, 0][None, None]
+      self.assertEqual(composed.size, 4608)
+      expected = numpy_conv.elu(numpy_conv.conv2d(x, composed, bias,
+                                                  dilation=rate))
+      self.assertAllClose(branch(tf.constant(x)), expected, atol=1e-4,
+                          rtol=1e-4, msg=f'rate {rate}')
 
   def test_default_rates_and_parameter_count(self):
     layer = aspc_lib.ASPC(32)

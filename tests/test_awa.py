@@ -17,11 +17,12 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from inpaint_tf import awa
 from inpaint_tf import config as config_lib
 from inpaint_tf import lpips as lpips_lib
 from inpaint_tf import perceptual
 from inpaint_tf import plots
+from inpaint_tf import reweighting
+from inpaint_tf import vgg as vgg_lib
 from inpaint_tf.config import AWAConfig
 from inpaint_tf.keras_api import keras
 
@@ -69,6 +70,24 @@ def make_batch(seed, batch=2, size=32):
   return tf.constant(images), tf.constant(masks)
 
 
+def _selected(gen, config):
+  return reweighting.selected_variables(gen, config.awa_all_parameters)
+
+
+def _generator_step(reweighter, loss_fn, optimizer):
+  """A tf.function: ``reweighter.step``, then the generator update."""
+  variables = reweighter.generator.trainable_variables
+
+  @tf.function
+  def step(batch, guidance_batch=None):
+    result = reweighter.step(loss_fn, batch, guidance_batch)
+    optimizer.apply_gradients(
+        [(g, v) for g, v in zip(result.gradients, variables) if g is not None])
+    return result
+
+  return step
+
+
 def main_loss(pred, images, masks):
   err = tf.abs(pred - images)
   return (tf.reduce_mean(err * (1.0 - masks)) +
@@ -86,14 +105,15 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     keras.utils.set_random_seed(0)
-    cls.vgg = perceptual.VGGFeatures(weights=None)
+    cls.vgg = vgg_lib.VGGFeatures(weights=None)
     cls.lpips = lpips_lib.LPIPS.with_random_weights(seed=3)
     cls.batch = make_batch(1)
     cls.guidance_batch = make_batch(2)
 
   def _setup(self, seed=0):
     gen = make_tiny(seed)
-    aux = perceptual.TunableAuxiliaryLoss(vgg=self.vgg)
+    aux = perceptual.TunableAuxiliaryLoss(
+        reweighting.tpl_tsl_weights(), features=self.vgg)
     rng = np.random.default_rng(seed + 10)
     aux.tunable.phi.assign(aux.tunable.phi + rng.normal(0, 0.5, 6))
     return gen, aux
@@ -144,11 +164,12 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
       value = metric(pred2, images2, masks2)
     exact = outer.gradient(value, aux.tunable.phi).numpy()
 
-    config = AWAConfig(all_parameters=all_parameters, guidance=guidance)
-    reweighter = awa.AWAReweighter(aux.tunable, gen, config, lpips=self.lpips,
-                                   lookahead_lr=alpha)
-    scalars = reweighter.update(self._loss_fn(gen, aux, fast), self.batch,
-                                self.guidance_batch)
+    config = AWAConfig(awa_all_parameters=all_parameters, guidance=guidance)
+    reweighter = reweighting.AWAReweighter(
+        aux.tunable, gen, _selected(gen, config), config, lpips=self.lpips,
+        lookahead_lr=alpha)
+    scalars = reweighter.step(self._loss_fn(gen, aux, fast), self.batch,
+                              self.guidance_batch).scalars
     used = np.array([scalars[f'dphi_{n}'] for n in aux.tunable.names])
     scale = np.abs(exact).max()
     self.assertGreater(scale, 0.0)
@@ -162,11 +183,11 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
     results = []
     for fast in (True, False):
       gen, aux = self._setup(seed=4)
-      reweighter = awa.AWAReweighter(
-          aux.tunable, gen, AWAConfig(lookahead_steps=2, guidance='mae'),
-          lookahead_lr=1e-3)
-      scalars = reweighter.update(self._loss_fn(gen, aux, fast), self.batch,
-                                  self.guidance_batch)
+      config = AWAConfig(lookahead_steps=2, guidance='mae')
+      reweighter = reweighting.AWAReweighter(
+          aux.tunable, gen, _selected(gen, config), config, lookahead_lr=1e-3)
+      scalars = reweighter.step(self._loss_fn(gen, aux, fast), self.batch,
+                                self.guidance_batch).scalars
       results.append([float(scalars[f'dphi_{n}'])
                       for n in aux.tunable.names])
     scale = np.abs(results[1]).max()
@@ -181,7 +202,7 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
                                            reuse_generator_gradient=True)),
                          ('fixed', AWAConfig())):
       gen, aux = self._setup(seed=5)
-      reweighter = awa.make_reweighter(name, aux.tunable, gen, config,
+      reweighter = reweighting.make_reweighter(name, aux.tunable, gen, config,
                                        lookahead_lr=1e-3)
       results.append(reweighter.step(self._loss_fn(gen, aux, True),
                                      self.batch, self.guidance_batch))
@@ -198,11 +219,16 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_frozen_phi_trains_like_standard_losses(self):
     config = AWAConfig()
-    frozen = AWAConfig(lr=0.0, weight_decay=0.0, guidance='mae')
+    frozen = AWAConfig(awa_lr=0.0, awa_weight_decay=0.0,
+                       guidance='mae')
     gens = [make_tiny(7) for _ in range(3)]
-    auxes = [perceptual.TunableAuxiliaryLoss(vgg=self.vgg) for _ in range(2)]
-    reweighters = [awa.FixedReweighter(auxes[0].tunable, gens[0]),
-                   awa.AWAReweighter(auxes[1].tunable, gens[1], frozen)]
+    auxes = [perceptual.TunableAuxiliaryLoss(
+        reweighting.tpl_tsl_weights(), features=self.vgg) for _ in range(2)]
+    reweighters = [
+        reweighting.FixedReweighter(auxes[0].tunable, gens[0],
+                                    _selected(gens[0], config)),
+        reweighting.AWAReweighter(auxes[1].tunable, gens[1],
+                                  _selected(gens[1], frozen), frozen)]
     sgd = [keras.optimizers.SGD(1e-3) for _ in range(3)]
 
     def standard_loss(pred, images, masks):
@@ -262,7 +288,7 @@ class ToyProblemTest(tf.test.TestCase):
     masks[:, 2:6, 2:6] = 1.0
     self.masks = tf.constant(masks)
     self.gen = make_tiny(6, size=self.size, hidden=8, std=0.1)
-    self.tunable = perceptual.TunableWeights([1.0, 1.0], [3.0, 3.0],
+    self.tunable = reweighting.TunableWeights([1.0, 1.0], [3.0, 3.0],
                                              names=('helpful', 'hurtful'))
 
   def loss_fn(self, batch):
@@ -278,7 +304,7 @@ class ToyProblemTest(tf.test.TestCase):
     return tf.gather(self.images, idx), tf.gather(self.masks, idx)
 
   def train(self, reweighter, steps, lr=0.2):
-    step_fn = awa.make_generator_step(reweighter, self.loss_fn,
+    step_fn = _generator_step(reweighter, self.loss_fn,
                                       keras.optimizers.SGD(lr))
     results = []
     for step in range(steps):
@@ -295,9 +321,10 @@ class ToyProblemTest(tf.test.TestCase):
     return flat(main), flat(a), flat(b), (float(a), float(b))
 
   def test_awa_raises_helpful_and_lowers_hurtful_weight(self):
-    reweighter = awa.AWAReweighter(self.tunable, self.gen,
-                                   AWAConfig(guidance='mae'),
-                                   lookahead_lr=0.2)
+    config = AWAConfig(guidance='mae')
+    reweighter = reweighting.AWAReweighter(
+        self.tunable, self.gen, _selected(self.gen, config), config,
+        lookahead_lr=0.2)
     history = self.train(reweighter, 300, lr=0.2)
     w = self.tunable().numpy()
     self.assertGreater(w[0], 1.1)
@@ -311,14 +338,14 @@ class ToyProblemTest(tf.test.TestCase):
     cos = lambda x, y: x @ y / np.linalg.norm(x) / np.linalg.norm(y)
     gates = np.array([cos(g_main, g_a) >= 0, cos(g_main, g_b) >= 0], float)
     self.assertAllEqual(gates, [1.0, 0.0])
-    reweighter = awa.make_reweighter('gradsim', self.tunable, self.gen)
+    reweighter = reweighting.make_reweighter('gradsim', self.tunable, self.gen)
     result = reweighter.step(self.loss_fn, batch)
     self.assertAllClose(result.weights, self.tunable.base * gates)
     self.assertAllClose(result.scalars['cos_helpful'], cos(g_main, g_a),
                         rtol=1e-4)
 
   def test_adaloss_weights_are_inverse_running_means(self):
-    reweighter = awa.make_reweighter('adaloss', self.tunable, self.gen)
+    reweighter = reweighting.make_reweighter('adaloss', self.tunable, self.gen)
     opt = keras.optimizers.SGD(0.05)
     beta = AWAConfig().adaloss_momentum
     mean, constant = np.zeros(2), None
@@ -342,7 +369,7 @@ class ToyProblemTest(tf.test.TestCase):
     target = np.mean([np.linalg.norm(g_main), *weighted])  # ratios are 1.
     sigma = 1.0 / self.tunable.scale.numpy()  # sigmoid(phi) at the start.
     expected = np.sign(weighted - target) * norms * w * (1 - sigma)
-    reweighter = awa.make_reweighter('gradnorm', self.tunable, self.gen)
+    reweighter = reweighting.make_reweighter('gradnorm', self.tunable, self.gen)
     result = reweighter.step(self.loss_fn, batch)
     got = [result.scalars['dphi_helpful'], result.scalars['dphi_hurtful']]
     self.assertAllClose(got, expected, rtol=1e-4)
@@ -350,7 +377,7 @@ class ToyProblemTest(tf.test.TestCase):
                         np.abs(weighted - target).sum(), rtol=1e-4)
     # With the generator frozen the norms stay put and the weighted norms
     # must approach their common target.
-    step_fn = awa.make_generator_step(reweighter, self.loss_fn,
+    step_fn = _generator_step(reweighter, self.loss_fn,
                                       keras.optimizers.SGD(0.0))
     losses = [float(step_fn(batch).scalars['gradnorm_loss'])
               for _ in range(200)]
@@ -362,9 +389,28 @@ class ToyProblemTest(tf.test.TestCase):
     self.assertTrue(np.all(self.tunable().numpy() > w))
 
   def test_fixed_weights_never_move(self):
-    reweighter = awa.make_reweighter('fixed', self.tunable, self.gen)
-    self.train(reweighter, 3)
-    self.assertAllClose(reweighter.weights(), self.tunable.base)
+    # A copy of the generator trained on main + base . terms, written out.
+    twin = make_tiny(6, size=self.size, hidden=8, std=0.1)
+    twin_opt = keras.optimizers.SGD(0.2)
+    base = self.tunable.base.numpy()
+    phi = self.tunable.phi.numpy()
+    reweighter = reweighting.make_reweighter('fixed', self.tunable, self.gen)
+    history = self.train(reweighter, 3, lr=0.2)
+    for step in range(3):
+      images, masks = self.sample(step, 0)
+      with tf.GradientTape() as tape:
+        pred = twin((images * (1.0 - masks), masks), training=True)
+        loss = (tf.reduce_mean(tf.abs(pred - images)) +
+                base[0] * tf.reduce_mean(tf.square(pred - images) * masks) +
+                base[1] * tf.reduce_mean(tf.square(pred + images) * masks))
+      twin_opt.apply_gradients(zip(tape.gradient(loss, twin.trainable_variables),
+                                   twin.trainable_variables))
+      self.assertAllClose([history[step]['w_helpful'],
+                           history[step]['w_hurtful']], base, rtol=1e-6)
+    self.assertAllEqual(self.tunable.phi, phi)
+    self.assertAllClose(reweighter.weights(), base, rtol=1e-6)
+    for a, b in zip(self.gen.trainable_variables, twin.trainable_variables):
+      self.assertAllClose(a, b, rtol=1e-5, atol=1e-6)
 
 
 class InterfaceTest(tf.test.TestCase):
@@ -372,33 +418,36 @@ class InterfaceTest(tf.test.TestCase):
   def setUp(self):
     super().setUp()
     self.gen = make_tiny(0, size=16)
-    self.tunable = perceptual.TunableWeights([1.0], [3.0])
+    self.tunable = reweighting.TunableWeights([1.0], [3.0])
 
   def test_factory_covers_every_name(self):
     for name in config_lib.REWEIGHTERS:
       config = AWAConfig(guidance='mae')
-      reweighter = awa.make_reweighter(name, self.tunable, self.gen, config)
-      self.assertIsInstance(reweighter, awa.Reweighter)
+      reweighter = reweighting.make_reweighter(name, self.tunable, self.gen, config)
+      self.assertIsInstance(reweighter, reweighting.Reweighter)
       self.assertEqual(reweighter.uses_guidance, name == 'awa')
       self.assertEqual(reweighter.weights().shape, (1,))
     with self.assertRaisesRegex(ValueError, 'reweighter: expected one of'):
-      awa.make_reweighter('uncertainty', self.tunable, self.gen)
+      reweighting.make_reweighter('uncertainty', self.tunable, self.gen)
 
   def test_bad_arguments(self):
+    selected = _selected(self.gen, AWAConfig())
     with self.assertRaisesRegex(ValueError, 'lpips: .*needs an LPIPS'):
-      awa.AWAReweighter(self.tunable, self.gen, AWAConfig(guidance='lpips'))
+      reweighting.AWAReweighter(self.tunable, self.gen, selected,
+                                AWAConfig(guidance='lpips'))
     with self.assertRaisesRegex(ValueError, 'lpips_weights: '):
-      awa.make_reweighter('awa', self.tunable, self.gen, AWAConfig())
+      reweighting.make_reweighter('awa', self.tunable, self.gen, AWAConfig())
     with self.assertRaisesRegex(ValueError, 'guidance: expected one of'):
-      awa.AWAReweighter(self.tunable, self.gen, AWAConfig(guidance='ssim'))
+      reweighting.AWAReweighter(self.tunable, self.gen, selected,
+                                AWAConfig(guidance='ssim'))
     plain = keras.Sequential([keras.layers.Dense(3)])
     with self.assertRaisesRegex(ValueError, 'output_layer'):
-      awa.make_reweighter('gradsim', self.tunable, plain)
-    reweighter = awa.make_reweighter('awa', self.tunable, self.gen,
+      reweighting.make_reweighter('gradsim', self.tunable, plain)
+    reweighter = reweighting.make_reweighter('awa', self.tunable, self.gen,
                                      AWAConfig(guidance='mae'))
     loss_fn = lambda batch: (tf.constant(0.0), (tf.constant(1.0),), None)
     with self.assertRaisesRegex(ValueError, 'guidance_batch: '):
-      reweighter.update(loss_fn, make_batch(0, size=16))
+      reweighter.step(loss_fn, make_batch(0, size=16))
     bad_fn = lambda batch: (tf.constant(0.0), (tf.constant(1.0),) * 2, None)
     with self.assertRaisesRegex(ValueError, 'terms: expected 1 scalar'):
       reweighter.step(bad_fn, make_batch(0, size=16), make_batch(1, size=16))
@@ -409,13 +458,13 @@ class InterfaceTest(tf.test.TestCase):
       pred = self.gen((images * (1.0 - masks), masks))
       return tf.reduce_mean(tf.abs(pred - images)), (
           tf.reduce_mean(tf.abs(pred - images) * masks),), pred
-    reweighter = awa.make_reweighter('awa', self.tunable, self.gen,
+    reweighter = reweighting.make_reweighter('awa', self.tunable, self.gen,
                                      AWAConfig(guidance='mae'))
-    reweighter.update(loss_fn, make_batch(0, size=16), make_batch(1, size=16))
+    reweighter.step(loss_fn, make_batch(0, size=16), make_batch(1, size=16))
     path = tf.train.Checkpoint(reweighter=reweighter).save(
         os.path.join(self.get_temp_dir(), 'ckpt'))
-    other_tunable = perceptual.TunableWeights([1.0], [3.0])
-    other = awa.make_reweighter('awa', other_tunable, make_tiny(9, size=16),
+    other_tunable = reweighting.TunableWeights([1.0], [3.0])
+    other = reweighting.make_reweighter('awa', other_tunable, make_tiny(9, size=16),
                                 AWAConfig(guidance='mae'))
     tf.train.Checkpoint(reweighter=other).restore(path).assert_consumed()
     self.assertAllEqual(other_tunable.phi, self.tunable.phi)

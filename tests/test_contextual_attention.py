@@ -127,20 +127,52 @@ def test_no_usable_patch_gives_zero_output():
   np.testing.assert_array_equal(y.numpy(), 0.)
 
 
+def _numpy_best_offsets(x, mask, ksize=3):
+  """(dy, dx) from every position to its best usable background patch.
+
+  Scores are correlations of ``ksize`` SAME-padded patches of ``x`` with the
+  L2-normalised (floor 1e-4) patches of ``x``; a background patch is usable
+  when it holds no hole pixel. Rate 1, no fusion.
+  """
+  _, h, w, _ = x.shape
+  pad = (ksize - 1) // 2
+  xp = np.pad(x[0], ((pad, ksize - 1 - pad), (pad, ksize - 1 - pad), (0, 0)))
+  mp = np.pad(mask[0, ..., 0], ((pad, ksize - 1 - pad),
+                                (pad, ksize - 1 - pad)))
+  patches = np.stack([xp[i:i + ksize, j:j + ksize].ravel()
+                      for i in range(h) for j in range(w)]).astype(np.float64)
+  usable = np.array([mp[i:i + ksize, j:j + ksize].sum() == 0
+                     for i in range(h) for j in range(w)])
+  normed = patches / np.maximum(np.linalg.norm(patches, axis=1), 1e-4)[:, None]
+  scores = patches @ normed.T
+  scores[:, ~usable] = -np.inf
+  best = scores.argmax(axis=1)
+  offsets = np.stack([best // w - np.repeat(np.arange(h), w),
+                      best % w - np.tile(np.arange(w), h)], axis=-1)
+  return offsets.reshape(1, h, w, 2)
+
+
 def test_flow_points_to_best_patch():
-  """Offsets of the flow image follow the argmax of the attention."""
+  """The flow image colours the numpy argmax offsets, hole or not."""
   rng = np.random.default_rng(2)
-  x = rng.standard_normal((1, 8, 8, 4)).astype(np.float32)
-  mask = np.zeros((1, 8, 8, 1), np.float32)
-  mask[:, 2:6, 2:6] = 1
+  x = rng.standard_normal((1, 10, 9, 4)).astype(np.float32)
+  mask = np.zeros((1, 10, 9, 1), np.float32)
+  mask[:, 2:7, 3:8] = 1
   layer = ContextualAttention(fuse=False, return_flow=True)
   y, flow = layer(x, x, mask)
   np.testing.assert_allclose(
       y.numpy(), ContextualAttention(fuse=False)(x, x, mask).numpy())
+  offsets = _numpy_best_offsets(x, mask)
+  # Positions in the hole must look outside it: their offsets are not 0.
+  assert np.all(np.abs(offsets[0, 3:6, 4:7]).sum(-1) > 0)
+  np.testing.assert_allclose(flow.numpy(),
+                             offsets_to_flow_image(offsets).numpy(),
+                             atol=1e-5)
   # With no hole, every position's best match is itself (normalised patches
   # maximise the correlation with themselves): zero offset, white.
   _, flow_none = layer(x, x, None)
-  assert flow.shape == (1, 8, 8, 3)
+  assert flow.shape == (1, 10, 9, 3)
+  np.testing.assert_array_equal(_numpy_best_offsets(x, 0 * mask), 0)
   np.testing.assert_allclose(flow_none.numpy(), 1., atol=1e-6)
 
 
@@ -199,7 +231,7 @@ def test_bad_arguments_raise_value_error():
 @pytest.mark.parametrize('rate,fuse', [(1, True), (2, True), (2, False)])
 def test_matches_per_sample_reference_structure(rate, fuse):
   """The benchmark's per-sample baseline computes the same function."""
-  from inpaint_tf.layers.attention_reference import (
+  from tools.attention_reference import (
       contextual_attention_per_sample)
   rng = np.random.default_rng(rate)
   x = rng.standard_normal((3, 16, 12, 4)).astype(np.float32)

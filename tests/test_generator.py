@@ -10,6 +10,7 @@ import tensorflow as tf
 from inpaint_tf import config as config_lib
 from inpaint_tf import losses
 from inpaint_tf import ops
+from inpaint_tf import run_dir as run_dir_lib
 from inpaint_tf.keras_api import keras
 from inpaint_tf.layers import ASPC
 from inpaint_tf.layers import ContextualAttention
@@ -48,7 +49,7 @@ class GeneratorShapeTest(tf.test.TestCase, parameterized.TestCase):
   def test_small_variant(self, variant):
     gt, mask, masked = _inputs(height=48, width=64)
     gen = generator_lib.build_generator(variant, cnum=4)
-    out = gen.forward(masked, mask, ground_truth=gt)
+    out = gen((masked, mask), ground_truth=gt, structured=True)
     self.assertEqual(out.image.shape, (2, 48, 64, 3))
     self.assertTrue(np.all(np.abs(out.image.numpy()) <= 1.0))
     expected = [(2, 12, 16, 16), (2, 6, 8, 32), (2, 3, 4, 32)]
@@ -77,11 +78,14 @@ class GeneratorShapeTest(tf.test.TestCase, parameterized.TestCase):
     gt, mask, _ = _inputs(batch=2, height=32, width=48)
     shared = mask[:1]
     gen = generator_lib.build_generator('gepenet', cnum=2)
-    fn = tf.function(gen.forward, input_signature=[
+    fn = tf.function(
+        lambda masked, mask, truth: gen((masked, mask), ground_truth=truth,
+                                        structured=True),
+        input_signature=[
         tf.TensorSpec([None, None, None, 3]),
         tf.TensorSpec([None, None, None, 1]),
         tf.TensorSpec([None, None, None, 3])])
-    eager = gen.forward(gt * (1 - shared), shared, gt)
+    eager = gen((gt * (1 - shared), shared), ground_truth=gt, structured=True)
     traced = fn(gt * (1 - shared), shared, gt)
     self.assertAllClose(traced.image, eager.image, atol=1e-5)
     self.assertAllClose(traced.targets[2], eager.targets[2], atol=1e-5)
@@ -121,7 +125,7 @@ class GeneratorValueTest(tf.test.TestCase):
   def test_perception_keeps_known_features(self):
     _, mask, masked = _inputs(batch=2, height=32, width=32)
     gen = generator_lib.build_generator('penet', cnum=2)
-    out = gen.forward(masked, mask)
+    out = gen((masked, mask), structured=True)
     ones = tf.ones_like(mask)
     x3 = gen.e3(gen.e2(gen.e1(tf.concat([masked, ones, mask], -1))))
     m3 = ops.resize_nearest(mask, [8, 8])
@@ -134,12 +138,12 @@ class GeneratorValueTest(tf.test.TestCase):
     gt, mask, masked = _inputs(batch=2, height=32, width=32)
     gen = generator_lib.build_generator('gepenet', cnum=2)
     no_hole = tf.zeros_like(mask)
-    out = gen.forward(gt, no_hole, ground_truth=gt)
+    out = gen((gt, no_hole), ground_truth=gt, structured=True)
     for feature, target in zip(out.features, out.targets):
       self.assertAllClose(feature, target, atol=0, rtol=0)
     self.assertAllClose(
         losses.iterative_guidance_loss(out.features, out.targets), 0.0)
-    holed = gen.forward(masked, mask, ground_truth=gt)
+    holed = gen((masked, mask), ground_truth=gt, structured=True)
     for target, expected in zip(holed.targets, out.targets):
       self.assertAllClose(target, expected, atol=0, rtol=0)
     self.assertGreater(
@@ -178,7 +182,8 @@ class GeneratorInputTest(tf.test.TestCase):
       with self.assertRaisesRegex(ValueError, pattern):
         gen(inputs)
     with self.assertRaisesRegex(ValueError, 'ground_truth: expected shape'):
-      gen.forward(masked, mask, ground_truth=tf.zeros([2, 16, 16, 3]))
+      gen((masked, mask), ground_truth=tf.zeros([2, 16, 16, 3]),
+          structured=True)
     with self.assertRaisesRegex(ValueError, 'inputs: expected a tuple'):
       gen(masked)
     with self.assertRaisesRegex(ValueError, 'variant: expected one of'):
@@ -209,7 +214,7 @@ class GeneratorSerializationTest(tf.test.TestCase):
     path = os.path.join(self.get_temp_dir(), 'weights')
     gen.save_weights(path)
     clone = generator_lib.Generator.from_config(gen.get_config())
-    clone.build_on_dummy()
+    clone.build()
     self.assertNotAllClose(clone((masked, mask)), pred)
     clone.load_weights(path).assert_consumed()
     self.assertAllClose(clone((masked, mask)), pred)
@@ -228,7 +233,7 @@ class LoadGeneratorTest(tf.test.TestCase):
     optimizer.apply_gradients(
         zip(tape.gradient(loss, gen.trainable_variables),
             gen.trainable_variables))
-    generator_lib.save_generator_config(gen, run_dir)
+    run_dir_lib.save_generator_config(gen, run_dir)
     checkpoint = tf.train.Checkpoint(generator=gen, g_optimizer=optimizer,
                                      step=tf.Variable(1))
     tf.train.CheckpointManager(
@@ -238,7 +243,7 @@ class LoadGeneratorTest(tf.test.TestCase):
   def test_round_trip(self):
     run_dir, pred, inputs = self._run_dir('gepenet')
     self.assertFalse([f for f in os.listdir(run_dir) if '.tmp' in f])
-    gen = generator_lib.load_generator(run_dir)
+    gen = run_dir_lib.load_generator(run_dir)
     self.assertEqual(gen.variant, 'gepenet')
     self.assertAllClose(gen(inputs), pred)
 
@@ -252,22 +257,22 @@ class LoadGeneratorTest(tf.test.TestCase):
       json.dump(snet, f)
     with self.assertRaisesRegex(
         ValueError, r"variant 'snet'.*with ASPC \('penet' or 'gepenet'\)"):
-      generator_lib.load_generator(run_dir)
+      run_dir_lib.load_generator(run_dir)
     with open(config_path, 'w') as f:
       json.dump(dict(config, cnum=3), f)
     with self.assertRaisesRegex(ValueError, 'cnum=3.*cnum=2'):
-      generator_lib.load_generator(run_dir)
+      run_dir_lib.load_generator(run_dir)
 
     with self.assertRaisesRegex(ValueError, 'not a directory'):
-      generator_lib.load_generator(os.path.join(run_dir, 'nope'))
+      run_dir_lib.load_generator(os.path.join(run_dir, 'nope'))
     empty = os.path.join(self.get_temp_dir(), 'empty')
     os.makedirs(empty)
     with self.assertRaisesRegex(ValueError, 'generator.json.*not found'):
-      generator_lib.load_generator(empty)
-    generator_lib.save_generator_config(
+      run_dir_lib.load_generator(empty)
+    run_dir_lib.save_generator_config(
         generator_lib.build_generator('snet', cnum=2), empty)
     with self.assertRaisesRegex(ValueError, 'expected a checkpoint in'):
-      generator_lib.load_generator(empty)
+      run_dir_lib.load_generator(empty)
 
 
 if __name__ == '__main__':

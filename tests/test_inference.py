@@ -9,6 +9,8 @@ import tensorflow as tf
 
 from inpaint_tf import image_io
 from inpaint_tf import inference
+from inpaint_tf import inpainting
+from inpaint_tf import plots
 import serving_testutil as util
 
 
@@ -165,19 +167,19 @@ class GeneratorInpaintTest(tf.test.TestCase):
       f.write(tf.io.encode_png(rgba).numpy())
     out_path = os.path.join(folder, 'sub', 'out.png')
     grid_path = os.path.join(folder, 'grid.jpg')
-    result = inference.inpaint_files(image_path, mask_path, out_path,
+    result = inpainting.inpaint_files(image_path, mask_path, out_path,
                                      checkpoint_dir=self.run_dir,
                                      grid_path=grid_path)
     hole = rgba[..., :1] != 0
     self.assertAllEqual(result, inference.inpaint(self.gen, image, hole))
     self.assertAllEqual(image_io.load_image(out_path), result)
     self.assertEqual(image_io.load_image(grid_path).shape,
-                     (h, 3 * w + 2 * inference.GRID_GUTTER, 3))
+                     (h, 3 * w + 2 * plots.GRID_GUTTER, 3))
 
     # A mask without holes: the input comes back, the model is not loaded.
     empty = util.write_png(os.path.join(folder, 'empty.png'),
                            np.zeros((h, w, 1), np.uint8))
-    same = inference.inpaint_files(image_path, empty,
+    same = inpainting.inpaint_files(image_path, empty,
                                    os.path.join(folder, 'same.png'),
                                    checkpoint_dir='/nonexistent')
     self.assertAllEqual(same, image)
@@ -206,11 +208,11 @@ class GeneratorInpaintTest(tf.test.TestCase):
           paths = {'image': image_path, 'mask': mask_path, name: bad}
           with self.assertRaisesRegex(ValueError,
                                       f'^{name}: expected .*{reason}'):
-            inference.inpaint_files(paths['image'], paths['mask'],
+            inpainting.inpaint_files(paths['image'], paths['mask'],
                                     os.path.join(folder, 'bad.png'),
                                     checkpoint_dir=self.run_dir)
     with self.assertRaisesRegex(ValueError, r'^mask: expected a 20x26 mask'):
-      inference.inpaint_files(image_path, small,
+      inpainting.inpaint_files(image_path, small,
                               os.path.join(folder, 'bad.png'),
                               checkpoint_dir=self.run_dir)
     for output, grid, name in ((folder, None, 'output'),
@@ -219,14 +221,14 @@ class GeneratorInpaintTest(tf.test.TestCase):
       with self.assertRaisesRegex(ValueError,
                                   f'^{name}: expected a file name, got the '
                                   'directory'):
-        inference.inpaint_files(image_path, mask_path, output,
+        inpainting.inpaint_files(image_path, mask_path, output,
                                 checkpoint_dir=self.run_dir, grid_path=grid)
     with self.assertRaisesRegex(ValueError, 'output: expected a .png'):
-      inference.inpaint_files(image_path, mask_path,
+      inpainting.inpaint_files(image_path, mask_path,
                               os.path.join(folder, 'bad.tif'),
                               checkpoint_dir=self.run_dir)
     with self.assertRaisesRegex(ValueError, 'exactly one'):
-      inference.inpaint_files(image_path, mask_path, out_path)
+      inpainting.inpaint_files(image_path, mask_path, out_path)
     self.assertEqual(sorted(os.listdir(folder)), before)
 
 

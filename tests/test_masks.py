@@ -102,37 +102,6 @@ class SquareMaskTest(tf.test.TestCase):
       masks_lib.center_square_mask(0, 64, 16)
 
 
-class SquareMaskTFTest(tf.test.TestCase):
-
-  def test_same_support_as_numpy(self):
-    height, width, hole, margin, delta = 12, 10, 4, 1, 2
-    tf_boxes, np_boxes = set(), set()
-    masks = masks_lib.square_mask_tf(height, width, hole, margin, delta,
-                                     tf.constant([3, 4]), batch_size=600)
-    self.assertEqual(masks.shape, (600, height, width, 1))
-    for mask in masks.numpy():
-      tf_boxes.add(_box(mask))
-    for seed in range(600):
-      np_boxes.add(_box(masks_lib.random_square_mask(
-          height, width, hole, margin, delta, np.random.default_rng(seed))))
-    self.assertEqual(tf_boxes, np_boxes)
-
-  def test_deterministic_and_graph_friendly(self):
-    fn = tf.function(lambda s: masks_lib.square_mask_tf(32, 32, 8, 2, 4, s))
-    a = fn(tf.constant([1, 2], tf.int64))
-    b = masks_lib.square_mask_tf(32, 32, 8, 2, 4, tf.constant([1, 2]))
-    self.assertEqual(a.shape, (32, 32, 1))
-    self.assertAllEqual(a, b)
-    ds = tf.data.Dataset.range(4).map(
-        lambda i: masks_lib.square_mask_tf(32, 32, 8, 2, 4, tf.stack([i, i])),
-        num_parallel_calls=2)
-    first = [m.numpy() for m in ds]
-    second = [m.numpy() for m in ds]
-    self.assertAllEqual(first, second)
-    self.assertAllEqual(first[1], masks_lib.square_mask_tf(
-        32, 32, 8, 2, 4, tf.constant([1, 1], tf.int64)))
-
-
 class FreeFormMaskTest(tf.test.TestCase):
 
   def test_binary_deterministic_nonempty(self):
@@ -216,7 +185,6 @@ class HoleRatioBinTest(tf.test.TestCase):
     self.assertEqual(masks_lib.HOLE_RATIO_LABELS,
                      ('(0.01,0.1]', '(0.1,0.2]', '(0.2,0.3]', '(0.3,0.4]',
                       '(0.4,0.5]', '(0.5,0.6]'))
-    self.assertEqual(masks_lib.MaskFolder.bin_of(mask_with(15)), '(0.1,0.2]')
 
 
 class MaskFolderTest(tf.test.TestCase):
@@ -243,8 +211,9 @@ class MaskFolderTest(tf.test.TestCase):
     self.assertLen(logs.output, 1)
     self.assertIn('broken.png', logs.output[0])
     self.assertTrue(np.isnan(ratios[0]))  # broken.png sorts first.
-    self.assertEqual(folder.files_in_bin('(0.1,0.2]'),
-                     [os.path.join(self.dir, 'm1.png')])
+    for seed in range(5):
+      mask = folder.sample(np.random.default_rng(seed), 20, '(0.1,0.2]')
+      self.assertAllClose(mask.mean(), 0.15)
     for seed in range(10):
       mask = folder.sample(np.random.default_rng(seed), 20, '(0.3,0.4]')
       self.assertAllClose(mask.mean(), 0.35)

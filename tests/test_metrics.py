@@ -2,8 +2,10 @@
 
 import importlib.util
 import os
+import re
 import tempfile
 import unittest
+from unittest import mock
 
 import numpy as np
 import scipy.linalg
@@ -11,6 +13,7 @@ from skimage import metrics as skmetrics
 import tensorflow as tf
 
 from inpaint_tf import metrics as metrics_lib
+from inpaint_tf import weights as weights_lib
 from inpaint_tf.keras_api import keras
 
 
@@ -139,21 +142,16 @@ class InceptionFeaturesTest(tf.test.TestCase):
 
   def test_no_weights_is_a_clear_error(self):
     home = tempfile.mkdtemp(dir=self.get_temp_dir())
-    saved = {k: os.environ.get(k) for k in ('HOME', 'KERAS_HOME')}
-    os.environ['HOME'] = home
-    os.environ.pop('KERAS_HOME', None)
-    try:
-      self.assertIsNone(metrics_lib.keras_cached_weights('no_such.h5'))
-      if metrics_lib.keras_cached_weights(
-          metrics_lib.INCEPTION_WEIGHTS_FILE) is None:
-        with self.assertRaisesRegex(ValueError, r'\.keras/models/inception'):
-          metrics_lib.InceptionFeatures()
-    finally:
-      for k, v in saved.items():
-        if v is None:
-          os.environ.pop(k, None)
-        else:
-          os.environ[k] = v
+    fallback = os.path.join(home, 'fallback')
+    with mock.patch.dict(os.environ, {'HOME': home}), \
+         mock.patch.object(weights_lib, 'KERAS_FALLBACK_DIR', fallback):
+      os.environ.pop('KERAS_HOME', None)
+      self.assertIsNone(weights_lib.cached('no_such.h5'))
+      with self.assertRaisesRegex(
+          ValueError, r'^weights_path: expected InceptionV3 .* in the Keras '
+          r'cache, got none: download inception.*to '
+          + re.escape(os.path.join(home, '.keras', 'models'))):
+        metrics_lib.InceptionFeatures()
     with self.assertRaisesRegex(ValueError, 'weights_path.*missing.h5'):
       metrics_lib.InceptionFeatures(os.path.join(home, 'missing.h5'))
 

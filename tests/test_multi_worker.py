@@ -101,8 +101,8 @@ class MultiWorkerToolTest(util.TrainingTestCase):
       self.assertEqual(status, -9, err[-3000:])
     self.assertEqual(tf.train.latest_checkpoint(os.path.join(whole, 'ckpt')),
                      os.path.join(whole, 'ckpt', 'ckpt-6'))
-    self.assertEqual(sorted(os.listdir(whole)), ['ckpt', 'generator.json',
-                                                  'tb'])  # Chief's files only.
+    self.assertEqual(sorted(os.listdir(whole)),  # The chief's files only.
+                     ['ckpt', 'config.json', 'generator.json', 'tb'])
     saved = tf.train.latest_checkpoint(os.path.join(killed, 'ckpt'))
     self.assertIsNotNone(saved)
     self.assertNotEqual(saved, os.path.join(killed, 'ckpt', 'ckpt-6'))

@@ -2,11 +2,15 @@
 
 import math
 import os
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import perceptual
+from inpaint_tf import reweighting
+from inpaint_tf import vgg as vgg_lib
+from inpaint_tf import weights as weights_lib
 from inpaint_tf.config import AWAConfig
 from inpaint_tf.keras_api import keras
 
@@ -32,14 +36,14 @@ class VGGFeaturesTest(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     keras.utils.set_random_seed(1)
-    cls.vgg = perceptual.VGGFeatures(weights=None)
+    cls.vgg = vgg_lib.VGGFeatures(weights=None)
 
   def test_loads_keras_weights_file_and_matches_keras_vgg16(self):
     keras_vgg = keras.applications.VGG16(
         include_top=False, weights=None, input_shape=(None, None, 3))
     path = os.path.join(self.get_temp_dir(), 'vgg16_notop.h5')
     keras_vgg.save_weights(path)
-    vgg = perceptual.VGGFeatures(weights=path)
+    vgg = vgg_lib.VGGFeatures(weights=path)
     pred, _, _ = _images(0, (2, 32, 48))
     reference = keras.Model(
         keras_vgg.input,
@@ -52,24 +56,48 @@ class VGGFeaturesTest(tf.test.TestCase):
     self.assertEqual(vgg.trainable_weights, [])
 
   def test_missing_weights_raise_one_clear_error(self):
-    old = os.environ.get('KERAS_HOME')
-    os.environ['KERAS_HOME'] = self.get_temp_dir()
-    try:
-      fallback = os.path.join('/tmp', '.keras', 'models',
-                              perceptual.VGG16_NOTOP_FILE)
-      if not os.path.exists(fallback):
-        with self.assertRaisesRegex(FileNotFoundError,
-                                    'vgg16_weights_tf_dim_ordering.*'
-                                    + os.path.join(self.get_temp_dir(),
-                                                   'models')):
-          perceptual.VGGFeatures()
-    finally:
-      if old is None:
-        del os.environ['KERAS_HOME']
-      else:
-        os.environ['KERAS_HOME'] = old
-    with self.assertRaisesRegex(FileNotFoundError, 'vgg_weights: no such'):
-      perceptual.VGGFeatures(weights='/nonexistent/vgg.h5')
+    root = self.get_temp_dir()
+    keras_home = os.path.join(root, 'keras_home')
+    home = os.path.join(root, 'home')
+    fallback = os.path.join(root, 'fallback')
+    with mock.patch.dict(os.environ, {'KERAS_HOME': keras_home,
+                                      'HOME': home}), \
+         mock.patch.object(weights_lib, 'KERAS_FALLBACK_DIR', fallback):
+      folders = [os.path.join(d, 'models')
+                 for d in (keras_home, os.path.join(home, '.keras'),
+                           fallback)]
+      self.assertEqual(weights_lib.keras_cache_dirs(), folders)
+      with self.assertRaises(weights_lib.WeightsNotFoundError) as ctx:
+        vgg_lib.VGGFeatures()
+      message = str(ctx.exception)
+      self.assertIsInstance(ctx.exception, FileNotFoundError)
+      self.assertIsInstance(ctx.exception, ValueError)
+      self.assertTrue(message.startswith('vgg_weights: expected VGG-16'),
+                      message)
+      for folder in folders:
+        self.assertIn(folder, message)
+      self.assertIn(vgg_lib.VGG16_NOTOP_URL, message)
+      self.assertNotIn('\n', message)
+      # A weights file in the fallback cache is found, then one in
+      # KERAS_HOME, which is searched first.
+      keras_vgg = keras.applications.VGG16(
+          include_top=False, weights=None, input_shape=(None, None, 3))
+      for folder in (folders[2], folders[0]):
+        os.makedirs(folder)
+        keras_vgg.save_weights(os.path.join(folder, vgg_lib.VGG16_NOTOP_FILE))
+        self.assertEqual(weights_lib.cached(vgg_lib.VGG16_NOTOP_FILE),
+                         os.path.join(folder, vgg_lib.VGG16_NOTOP_FILE))
+      loaded = vgg_lib.VGGFeatures()
+      pred, _, _ = _images(3)
+      want = keras.Model(keras_vgg.input,
+                         keras_vgg.get_layer('block1_pool').output)(
+                             keras.applications.vgg16.preprocess_input(
+                                 (pred + 1.0) * 127.5))
+      self.assertAllClose(loaded(pred)[0], want, rtol=1e-5, atol=1e-4)
+    with self.assertRaisesRegex(FileNotFoundError,
+                                "^vgg_weights: expected .*'/nonexistent/"
+                                r"vgg.h5' \(no such file\)"):
+      vgg_lib.VGGFeatures(weights='/nonexistent/vgg.h5')
 
   def test_weights_file_without_vgg_layers_is_rejected(self):
     path = os.path.join(self.get_temp_dir(), 'other.h5')
@@ -77,12 +105,12 @@ class VGGFeaturesTest(tf.test.TestCase):
     model.build((None, 3))
     model.save_weights(path)
     with self.assertRaisesRegex(ValueError, 'lacks VGG-16 layers'):
-      perceptual.VGGFeatures(weights=path)
+      vgg_lib.VGGFeatures(weights=path)
 
   def test_config_round_trip(self):
     config = self.vgg.get_config()
     self.assertIsNone(config['weights'])
-    clone = perceptual.VGGFeatures.from_config(config)
+    clone = vgg_lib.VGGFeatures.from_config(config)
     self.assertEqual(clone.get_config(), config)
 
   def test_bad_input_names_argument(self):
@@ -132,7 +160,7 @@ class TunableWeightsTest(tf.test.TestCase):
 
   def test_tpl_tsl_start_at_standard_weights_and_are_bounded(self):
     config = AWAConfig()
-    weights = perceptual.tpl_tsl_weights(config)
+    weights = reweighting.tpl_tsl_weights(config)
     base = [config.perceptual_base] * 3 + [config.style_base] * 3
     scale = [config.perceptual_scale] * 3 + [config.style_scale] * 3
     self.assertAllClose(weights(), base, rtol=1e-6)
@@ -143,22 +171,21 @@ class TunableWeightsTest(tf.test.TestCase):
     self.assertAllClose(weights(), np.multiply(base, scale), rtol=1e-6)
     weights.phi.assign([-50.0] * 6)
     self.assertAllClose(weights(), np.zeros(6), atol=1e-12)
-    weights.reset()
-    self.assertAllClose(weights(), base, rtol=1e-6)
     # sigmoid(-log(s - 1)) = 1 / s for the generic form too.
-    generic = perceptual.TunableWeights([2.0], [5.0])
+    generic = reweighting.TunableWeights([2.0], [5.0])
     self.assertAllClose(generic.phi, [-math.log(4.0)])
     self.assertEqual(generic.names, ('term_1',))
 
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, 'scale: expected values > 1'):
-      perceptual.TunableWeights([1.0, 1.0], [3.0, 1.0])
+      reweighting.TunableWeights([1.0, 1.0], [3.0, 1.0])
     with self.assertRaisesRegex(ValueError, 'scale: expected 2 values'):
-      perceptual.TunableWeights([1.0, 1.0], [3.0])
+      reweighting.TunableWeights([1.0, 1.0], [3.0])
 
   def test_tunable_loss_is_weighted_sum(self):
-    vgg = perceptual.VGGFeatures(weights=None)
-    loss = perceptual.TunableAuxiliaryLoss(vgg=vgg)
+    vgg = vgg_lib.VGGFeatures(weights=None)
+    loss = perceptual.TunableAuxiliaryLoss(reweighting.tpl_tsl_weights(),
+                                           features=vgg)
     pred, gt, mask = _images(5)
     terms = tf.stack(loss.terms(pred, gt, mask))
     config = AWAConfig()

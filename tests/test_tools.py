@@ -21,6 +21,8 @@ from inpaint_tf import inference
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
 from inpaint_tf import models
+from inpaint_tf import plots
+from inpaint_tf import run_dir as run_dir_lib
 import serving_testutil as util
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -218,7 +220,7 @@ class CliTest(tf.test.TestCase):
     expected = inference.inpaint(self.gen, self.image, self.mask)
     self.assertAllEqual(image_io.load_image(output), expected)
     self.assertEqual(image_io.load_image(grid).shape,
-                     (37, 3 * 50 + 2 * inference.GRID_GUTTER, 3))
+                     (37, 3 * 50 + 2 * plots.GRID_GUTTER, 3))
     self.assertCountEqual(os.listdir(os.path.dirname(output)),
                           ['result.png', 'grid.png'])
 
@@ -255,7 +257,7 @@ class CliTest(tf.test.TestCase):
     os.makedirs(empty)
     other = os.path.join(folder, 'other_run')  # gepenet config, snet weights.
     util.make_run_dir(other, self.gen)
-    models.save_generator_config(models.build_generator('gepenet', cnum=4),
+    run_dir_lib.save_generator_config(models.build_generator('gepenet', cnum=4),
                                  other)
     garbage_model = os.path.join(folder, 'garbage_model')
     os.makedirs(garbage_model)

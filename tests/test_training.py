@@ -6,9 +6,9 @@ are in test_training_distributed.py.
 
 import concurrent.futures
 import csv
-import dataclasses
 import glob
 import io
+import json
 import math
 import os
 import re
@@ -26,6 +26,7 @@ from tensorboard.backend.event_processing import plugin_event_accumulator
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
 from inpaint_tf import losses
+from inpaint_tf import run_dir
 from inpaint_tf import training
 from inpaint_tf.keras_api import keras
 import training_testutil as util
@@ -68,22 +69,22 @@ class DatasetFnTest(util.TrainingTestCase):
 
   def test_bad_data(self):
     with self.assertRaisesRegex(ValueError, r'^data: .*not found'):
-      training.make_dataset_fn(os.path.join(self.root, 'missing'), 32, 2,
-                               util.MASK_CONFIG, seed=0)
+      data_lib.make_dataset_fn(util.tiny_config(
+          data=os.path.join(self.root, 'missing')))
     empty = os.path.join(self.root, 'empty')
     os.makedirs(empty, exist_ok=True)
     with self.assertRaisesRegex(ValueError, r'^data: '):
-      training.make_dataset_fn(empty, 32, 2, util.MASK_CONFIG, seed=0)
-    folder = dataclasses.replace(util.MASK_CONFIG, mask_type='folder')
+      data_lib.make_dataset_fn(util.tiny_config(data=empty))
     with self.assertRaisesRegex(ValueError, r'^mask_dir: '):
-      training.make_dataset_fn(self.images, 32, 2, folder, seed=0)
+      data_lib.make_dataset_fn(util.tiny_config(data=self.images,
+                                                mask_type='folder'))
     with self.assertRaisesRegex(ValueError, r'^mask_dir: '):
-      training.make_dataset_fn(self.images, 32, 2, util.MASK_CONFIG, seed=0,
-                               mask_dir=self.images)
+      data_lib.make_dataset_fn(util.tiny_config(data=self.images,
+                                                mask_dir=self.images))
 
   def test_skimage_demo_crops(self):
-    dataset_fn = training.make_dataset_fn(
-        data_lib.SKIMAGE_DATA, 32, 3, util.MASK_CONFIG, seed=1)
+    dataset_fn = data_lib.make_dataset_fn(util.tiny_config(
+        data=data_lib.SKIMAGE_DATA, batch_size=3, seed=1))
     batch = next(iter(dataset_fn(0)))
     self.assertEqual(batch['image'].shape, (3, 32, 32, 3))
     self.assertBetween(float(tf.reduce_min(batch['image'])), -1.0, 1.0)
@@ -96,13 +97,12 @@ class TrainLoopTest(util.TrainingTestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.log_dir = os.path.join(cls.root, 'run')
-    cls.kwargs = util.tiny_trainer_kwargs(n_critic=2, pretrain_steps=1)
-    cls.kwargs['train_config'] = dataclasses.replace(
-        cls.kwargs['train_config'], image_every=2, checkpoint_every=2)
+    cls.config = util.tiny_config(n_critic=2, pretrain_steps=1, image_every=2,
+                                  checkpoint_every=2)
     cls.progress = io.StringIO()
     keras.utils.set_random_seed(0)
-    cls.trainer = training.Trainer(cls.log_dir, cls.dataset_fn,
-                                   progress_stream=cls.progress, **cls.kwargs)
+    cls.trainer = training.Trainer(cls.log_dir, cls.dataset_fn, cls.config,
+                                   progress_stream=cls.progress)
     cls.last = cls.trainer.train(3)
     cls.events = _events(cls.log_dir)
 
@@ -116,6 +116,7 @@ class TrainLoopTest(util.TrainingTestCase):
         ['ckpt-2.index', 'ckpt-3.index'])
     self.assertTrue(os.path.isfile(os.path.join(self.log_dir,
                                                 'generator.json')))
+    self.assertEqual(run_dir.load_config(self.log_dir), self.config)
 
   def test_generator_total_is_eq10(self):
     last = self.last
@@ -153,9 +154,10 @@ class TrainLoopTest(util.TrainingTestCase):
     self.assertIn('svw', text)
 
   def test_restore_in_new_trainer(self):
-    resumed = training.Trainer(self.log_dir, self.dataset_fn,
-                               progress_stream=False, **self.kwargs)
+    resumed = training.Trainer(self.log_dir, self.dataset_fn, self.config,
+                               progress_stream=False)
     self.assertTrue(resumed.restored_from.endswith('ckpt-3'))
+    self.assertEqual(resumed.config_changes, [])
     self.assertEqual(int(resumed.step.numpy()), 3)
     self.assertEqual(int(resumed.batches.numpy()), 7)
     for a, b in zip(_variables(self.trainer.generator),
@@ -166,12 +168,21 @@ class TrainLoopTest(util.TrainingTestCase):
       self.assertAllEqual(a, b)
     self.assertEqual(resumed.train(3), {})  # Nothing left to do.
 
-  def test_other_generator_in_same_log_dir(self):
-    kwargs = dict(self.kwargs, generator_config=dataclasses.replace(
-        self.kwargs['generator_config'], variant='snet'))
-    with self.assertRaisesRegex(ValueError, 'log_dir: .*another generator'):
-      training.Trainer(self.log_dir, self.dataset_fn, progress_stream=False,
-                       **kwargs)
+  def test_resume_with_other_model_or_losses_is_refused(self):
+    config_path = os.path.join(self.log_dir, 'config.json')
+    with open(config_path) as f:
+      saved = f.read()
+    for name, value in (('variant', 'snet'), ('gamma_adv', 0.5),
+                        ('cnum', 8), ('svw_normalization', 'image')):
+      with self.assertRaisesRegex(
+          ValueError, rf"^{name}: expected the value of the run in .*"
+          rf"\({re.escape(repr(self.config.value(name)))} -> "
+          rf"{re.escape(repr(value))}\)"):
+        training.Trainer(self.log_dir, self.dataset_fn,
+                         self.config.replace(**{name: value}),
+                         progress_stream=False)
+    with open(config_path) as f:
+      self.assertEqual(f.read(), saved)  # Nothing rewritten.
 
 
 def _nan_after(dataset_fn, first_bad):
@@ -194,21 +205,20 @@ class StepsTest(util.TrainingTestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.log_dir = os.path.join(cls.root, 'steps')
-    kwargs = util.tiny_trainer_kwargs(variant='snet', pretrain_steps=100)
-    kwargs['train_config'] = dataclasses.replace(kwargs['train_config'],
-                                                 checkpoint_every=1)
+    config = util.tiny_config(variant='snet', pretrain_steps=100,
+                              checkpoint_every=1)
     keras.utils.set_random_seed(1)
     cls.trainer = training.Trainer(
-        cls.log_dir, _nan_after(cls.dataset_fn, first_bad=1),
-        progress_stream=False, **kwargs)
+        cls.log_dir, _nan_after(cls.dataset_fn, first_bad=1), config,
+        progress_stream=False)
     cls.batch = next(iter(cls.dataset_fn(0)))
 
   def test_steps(self):
     trainer, batch = self.trainer, self.batch
     images, masks = batch['image'], batch['mask']
     generator = trainer.generator
-    loss_config = trainer.loss_config
-    opt = trainer.optimizer_config
+    loss_config = trainer.config.losses
+    opt = trainer.config.optimizer
 
     # Gradient of Eq. 10 without IGL and critics (S-Net, pretraining),
     # written out with the losses module.
@@ -279,11 +289,10 @@ class ResumeHygieneTest(util.TrainingTestCase):
   def test_stale_temporaries_and_tensorboard_overlap(self):
     log_dir = os.path.join(self.root, 'hygiene')
     ckpt = os.path.join(log_dir, 'ckpt')
-    kwargs = util.tiny_trainer_kwargs(variant='snet', pretrain_steps=2)
-    kwargs['train_config'] = dataclasses.replace(kwargs['train_config'],
-                                                 checkpoint_every=2)
-    first = training.Trainer(log_dir, self.dataset_fn, progress_stream=False,
-                             **kwargs)
+    config = util.tiny_config(variant='snet', pretrain_steps=2,
+                              checkpoint_every=2)
+    first = training.Trainer(log_dir, self.dataset_fn, config,
+                             progress_stream=False)
     first.train(2)
     at_two = os.path.join(self.root, 'ckpt_at_2')
     shutil.copytree(ckpt, at_two)
@@ -296,8 +305,8 @@ class ResumeHygieneTest(util.TrainingTestCase):
     with open(os.path.join(ckpt, 'checkpoint.tmp1a2b'), 'w') as f:
       f.write('model_checkpoint_path: "ckpt-4"')
 
-    resumed = training.Trainer(log_dir, self.dataset_fn,
-                               progress_stream=False, **kwargs)
+    resumed = training.Trainer(log_dir, self.dataset_fn, config,
+                               progress_stream=False)
     self.assertEqual(int(resumed.step.numpy()), 2)
     self.assertCountEqual(os.listdir(ckpt), os.listdir(at_two))
     resumed.train(4)
@@ -317,13 +326,12 @@ class AuxiliaryLossTest(util.TrainingTestCase):
 
   def test_awa_weights_logged(self):
     log_dir = os.path.join(self.root, 'awa')
-    kwargs = util.tiny_trainer_kwargs(variant='snet', pretrain_steps=100)
+    config = util.tiny_config(variant='snet', pretrain_steps=100,
+                              aux_losses='tpl_tsl', reweight='awa',
+                              guidance='mae', vgg_weights=None)
     keras.utils.set_random_seed(2)
-    trainer = training.Trainer(
-        log_dir, self.dataset_fn, aux_losses='tpl_tsl', reweight='awa',
-        awa_config=dataclasses.replace(config_lib.AWAConfig(),
-                                       guidance='mae'),
-        vgg_weights=None, progress_stream=False, **kwargs)
+    trainer = training.Trainer(log_dir, self.dataset_fn, config,
+                               progress_stream=False)
     self.assertTrue(trainer.needs_guidance)
     last = trainer.train(2)
     # Batch and guidance batch per step.
@@ -362,13 +370,10 @@ class AuxiliaryLossTest(util.TrainingTestCase):
 class MixedPrecisionTest(util.TrainingTestCase):
 
   def test_float16_with_loss_scaling(self):
-    kwargs = util.tiny_trainer_kwargs(variant='snet', n_critic=1,
-                                      pretrain_steps=0)
-    kwargs['train_config'] = dataclasses.replace(kwargs['train_config'],
-                                                 mixed_precision=True)
+    config = util.tiny_config(variant='snet', n_critic=1, pretrain_steps=0,
+                              mixed_precision=True)
     trainer = training.Trainer(os.path.join(self.root, 'mixed'),
-                               self.dataset_fn, progress_stream=False,
-                               **kwargs)
+                               self.dataset_fn, config, progress_stream=False)
     self.assertEqual(trainer.generator.compute_dtype, 'float16')
     self.assertEqual(trainer.global_critic.compute_dtype, 'float16')
     self.assertEqual(trainer.generator.weights[0].dtype, tf.float32)
@@ -389,11 +394,11 @@ class LearningRateTest(util.TrainingTestCase):
 
   def test_schedule_and_resume_with_another_rate(self):
     log_dir = os.path.join(self.root, 'rates')
-    kwargs = util.tiny_trainer_kwargs(
+    config = util.tiny_config(
         variant='snet', pretrain_steps=2, n_critic=1, learning_rate=1e-3,
         adversarial_learning_rate=1e-4, lr_half_life=4)
-    trainer = training.Trainer(log_dir, self.dataset_fn, progress_stream=False,
-                               **kwargs)
+    trainer = training.Trainer(log_dir, self.dataset_fn, config,
+                               progress_stream=False)
     self.assertAllClose(trainer.learning_rate(0), 1e-3)
     self.assertAllClose(trainer.learning_rate(1), 1e-3 * 0.5 ** 0.25)
     self.assertAllClose(trainer.learning_rate(2), 1e-4 * 0.5 ** 0.5)
@@ -406,12 +411,17 @@ class LearningRateTest(util.TrainingTestCase):
     self.assertEqual([s for s, _ in _events(log_dir)['opt/learning_rate']],
                      [1, 2, 3])
     # A resumed run takes its own rate, not the restored optimiser's.
-    resumed_kwargs = dict(kwargs, optimizer_config=dataclasses.replace(
-        kwargs['optimizer_config'], learning_rate=1e-2,
-        adversarial_learning_rate=None, lr_half_life=0))
-    resumed = training.Trainer(log_dir, self.dataset_fn,
-                               progress_stream=False, **resumed_kwargs)
+    resumed = training.Trainer(
+        log_dir, self.dataset_fn,
+        config.replace(learning_rate=1e-2, adversarial_learning_rate=None,
+                       lr_half_life=0), progress_stream=False)
     self.assertEqual(int(resumed.step.numpy()), 3)
+    self.assertEqual(resumed.config_changes, [
+        'learning_rate: 0.001 -> 0.01',
+        'adversarial_learning_rate: 0.0001 -> None',
+        'lr_half_life: 4 -> 0'])
+    self.assertEqual(run_dir.load_config(log_dir).optimizer.learning_rate,
+                     1e-2)
     before = _variables(resumed.generator)
     resumed.train(4)
     for optimizer in (resumed.g_optimizer, resumed.d_optimizer):
@@ -429,10 +439,10 @@ class LearningRateTest(util.TrainingTestCase):
         ('adversarial_learning_rate', -1.0,
          '^adversarial_learning_rate: expected > 0'),
         ('lr_half_life', -3, '^lr_half_life: expected >= 0')):
-      kwargs = util.tiny_trainer_kwargs(**{field: value})
       with self.assertRaisesRegex(ValueError, pattern):
         training.Trainer(os.path.join(self.root, 'bad_rate'), self.dataset_fn,
-                         progress_stream=False, **kwargs)
+                         util.tiny_config(**{field: value}),
+                         progress_stream=False)
     self.assertFalse(os.path.exists(os.path.join(self.root, 'bad_rate')))
 
 
@@ -547,9 +557,24 @@ class ToolTest(util.TrainingTestCase):
     self.assertIn('2/2', proc.stderr)
     self.assertTrue(os.path.isfile(os.path.join(log_dir, 'ckpt',
                                                 'ckpt-2.index')))
-    # 32x32 images: the paper's sizes scaled by 32/256, given by the flags.
     with open(os.path.join(log_dir, 'generator.json')) as f:
-      self.assertIn('"cnum": 4', f.read())
+      self.assertEqual(json.load(f)['cnum'], 4)
+    config = run_dir.load_config(log_dir)
+    # 32x32 images: the paper's sizes (at 256) scaled by 32/256 where the
+    # flagfile does not set them, its own values where it does.
+    paper = config_lib.ExperimentConfig()
+    for name in ('hole_size', 'max_delta', 'margin', 'local_size',
+                 'svw_size'):
+      self.assertEqual(config.value(name),
+                       round(paper.value(name) * 32 / 256), msg=name)
+    self.assertEqual((config.masks.hole_size, config.masks.max_delta,
+                      config.critics.local_size, config.losses.svw_size),
+                     (16, 4, 16, 8))
+    self.assertEqual((config.masks.ff_max_length,
+                      config.masks.ff_max_brush_width), (20, 10))
+    self.assertEqual(config.optimizer.learning_rate, 3e-4)  # The flagfile's.
+    self.assertEqual(config.optimizer.pretrain_steps, 1)  # The override's.
+    self.assertEqual(config.model.cnum, 4)
 
   def test_missing_or_unreadable_data(self):
     # PNGs with intact signatures and end markers but garbage inside: only

@@ -202,13 +202,12 @@ class TrainerValidationTest(util.TrainingTestCase):
         crops_per_image=1, seed=0)
 
   def _trainer(self, log_dir, **train):
-    kwargs = util.tiny_trainer_kwargs(variant='snet', pretrain_steps=2)
-    kwargs['train_config'] = dataclasses.replace(
-        kwargs['train_config'], eval_every=2, checkpoint_every=2,
-        deterministic=False, **train)
+    config = util.tiny_config(variant='snet', pretrain_steps=2, eval_every=2,
+                              checkpoint_every=2, deterministic=False,
+                              **train)
     keras.utils.set_random_seed(0)
-    return training.Trainer(log_dir, self.dataset_fn, progress_stream=False,
-                            validation_set=self.set, **kwargs)
+    return training.Trainer(log_dir, self.dataset_fn, config,
+                            progress_stream=False, validation_set=self.set)
 
   def test_eval_csv_survives_a_resume(self):
     straight = os.path.join(self.root, 'straight')

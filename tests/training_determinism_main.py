@@ -14,7 +14,6 @@ the pytest process. Prints one JSON object:
   step with TPL/TSL reweighted by AWA (weights and phi; logged values).
 """
 
-import dataclasses
 import json
 import os
 import sys
@@ -30,7 +29,7 @@ tf.config.set_logical_device_configuration(
     _CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from inpaint_tf import config as config_lib
+from inpaint_tf import data as data_lib
 from inpaint_tf import training
 from inpaint_tf.keras_api import keras
 import training_testutil as util
@@ -44,10 +43,10 @@ def make_trainer(log_dir, dataset_fn, strategy):
   keras.utils.set_random_seed(SEED)
   # A larger step than the paper's makes differences easier to see.
   return training.Trainer(
-      log_dir, dataset_fn, strategy=strategy, progress_stream=False,
-      **util.tiny_trainer_kwargs(batch_size=BATCH, seed=SEED,
-                                 learning_rate=1e-3, n_critic=1,
-                                 pretrain_steps=0))
+      log_dir, dataset_fn,
+      util.tiny_config(batch_size=BATCH, seed=SEED, learning_rate=1e-3,
+                       n_critic=1, pretrain_steps=0),
+      strategy=strategy, progress_stream=False)
 
 
 def model_weights(trainer):
@@ -63,8 +62,8 @@ def max_diff(a, b):
 
 def main(image_dir, work_dir):
   training.configure_determinism(SEED, deterministic=True)
-  dataset_fn = training.make_dataset_fn(image_dir, util.IMAGE_SIZE, BATCH,
-                                        util.MASK_CONFIG, seed=SEED)
+  dataset_fn = data_lib.make_dataset_fn(
+      util.tiny_config(data=image_dir, batch_size=BATCH, seed=SEED))
 
   # One device: two steps.
   single = make_trainer(os.path.join(work_dir, 'single'), dataset_fn,
@@ -77,7 +76,7 @@ def main(image_dir, work_dir):
   two_replicas = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
   mirrored = make_trainer(os.path.join(work_dir, 'mirrored'), dataset_fn,
                           two_replicas)
-  assert mirrored.num_replicas == 2
+  assert mirrored.strategy.num_replicas_in_sync == 2
   mirrored_scalars = mirrored.train(2)
   keys = [k for k in single_scalars if not k.startswith('perf/')]
 
@@ -88,13 +87,11 @@ def main(image_dir, work_dir):
                          ('awa_mirrored', two_replicas)):
     keras.utils.set_random_seed(SEED)
     trainer = training.Trainer(
-        os.path.join(work_dir, name), dataset_fn, strategy=strategy,
-        aux_losses='tpl_tsl', reweight='awa', vgg_weights=None,
-        awa_config=dataclasses.replace(config_lib.AWAConfig(),
-                                       guidance='mae'),
-        progress_stream=False,
-        **util.tiny_trainer_kwargs(variant='snet', batch_size=BATCH,
-                                   seed=SEED, pretrain_steps=1))
+        os.path.join(work_dir, name), dataset_fn,
+        util.tiny_config(variant='snet', batch_size=BATCH, seed=SEED,
+                         pretrain_steps=1, aux_losses='tpl_tsl',
+                         reweight='awa', vgg_weights=None, guidance='mae'),
+        strategy=strategy, progress_stream=False)
     awa_scalars.append(trainer.train(1))
     awa_weights.append(model_weights(trainer) +
                        [trainer.auxiliary.tunable.phi.numpy()])
@@ -105,7 +102,7 @@ def main(image_dir, work_dir):
       'awa_scalar_rel_diff': max(
           abs(awa_scalars[0][k] - awa_scalars[1][k]) /
           max(1.0, abs(awa_scalars[0][k])) for k in awa_keys),
-      'replicas': mirrored.num_replicas,
+      'replicas': mirrored.strategy.num_replicas_in_sync,
       'mirrored_max_diff': max_diff(single_weights, model_weights(mirrored)),
       'mirrored_loss_diff': max(abs(single_scalars[k] - mirrored_scalars[k])
                                 for k in keys),

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
-from inpaint_tf import training
+from inpaint_tf import data as data_lib
 
 IMAGE_SIZE = 32
 # Square 16x16 holes (shrunk by up to 2 pixels a side) in 32x32 images.
@@ -35,24 +35,18 @@ def write_images(folder, count=6, height=40, width=48, seed=0):
   return folder
 
 
-def tiny_trainer_kwargs(variant='gepenet', batch_size=2, seed=0,
-                        learning_rate=None, **optimizer):
-  """Trainer keyword arguments for a 32x32 model small enough for tests."""
-  opt = config_lib.OptimizerConfig()
-  if learning_rate is not None:
-    opt = dataclasses.replace(opt, learning_rate=learning_rate)
-  return dict(
-      generator_config=dataclasses.replace(config_lib.GeneratorConfig(),
-                                           variant=variant, cnum=4),
-      critic_config=dataclasses.replace(
-          config_lib.CriticConfig(), local_size=16, local_filters=(4, 8, 8, 8),
-          global_filters=(4, 8, 8, 8)),
-      loss_config=dataclasses.replace(config_lib.LossConfig(), svw_size=8),
-      optimizer_config=dataclasses.replace(opt, **optimizer),
-      train_config=dataclasses.replace(
-          training.TrainConfig(), image_size=IMAGE_SIZE, batch_size=batch_size,
-          seed=seed, log_every=1, image_every=100, checkpoint_every=100),
-  )
+def tiny_config(variant='gepenet', batch_size=2, seed=0, **fields):
+  """An ExperimentConfig of a 32x32 model small enough for tests.
+
+  ``fields`` replace any setting by its name (``ExperimentConfig.replace``).
+  """
+  config = config_lib.ExperimentConfig().replace(
+      variant=variant, cnum=4, local_size=16, local_filters=(4, 8, 8, 8),
+      global_filters=(4, 8, 8, 8), svw_size=8, image_size=IMAGE_SIZE,
+      batch_size=batch_size, seed=seed, log_every=1, image_every=100,
+      checkpoint_every=100, hole_size=MASK_CONFIG.hole_size,
+      max_delta=MASK_CONFIG.max_delta)
+  return config.replace(**fields)
 
 
 def checkpoint_values(ckpt_dir):
@@ -75,5 +69,5 @@ class TrainingTestCase(tf.test.TestCase):
     cls.root = tempfile.mkdtemp()
     cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
     cls.images = write_images(os.path.join(cls.root, 'images'))
-    cls.dataset_fn = staticmethod(training.make_dataset_fn(
-        cls.images, IMAGE_SIZE, 2, MASK_CONFIG, seed=0))
+    cls.dataset_fn = staticmethod(data_lib.make_dataset_fn(
+        tiny_config(data=cls.images)))

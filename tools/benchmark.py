@@ -20,7 +20,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from inpaint_tf.layers.attention_reference import contextual_attention_per_sample
+from .attention_reference import contextual_attention_per_sample
 from inpaint_tf.layers.contextual_attention import ContextualAttention
 
 FLAGS = flags.FLAGS
@@ -128,7 +128,8 @@ def generator_section() -> None:
 
     def step(generator=generator):
       with tf.GradientTape() as tape:
-        out = generator.forward(masked, mask, ground_truth=truth, training=True)
+        out = generator((masked, mask), training=True, ground_truth=truth,
+                        structured=True)
         loss = tf.reduce_mean(tf.abs(out.image - truth))
         if out.targets:
           loss += losses.iterative_guidance_loss(out.features, out.targets)
@@ -155,7 +156,6 @@ def _flagfile_values(path: str) -> Dict[str, str]:
 
 def awa_section() -> None:
   """AWA training step cost relative to plain steps, at the demo sizes."""
-  import dataclasses
   import tempfile
 
   from inpaint_tf import config as config_lib
@@ -174,30 +174,25 @@ def awa_section() -> None:
   work = tempfile.mkdtemp(prefix='benchmark_awa_')
   lpips_path = os.path.join(work, 'lpips_random.npz')
   np.savez(lpips_path, **lpips_lib.random_arrays(0))
-  common = dict(
-      generator_config=config_lib.GeneratorConfig(cnum=int(demo['cnum'])),
-      critic_config=config_lib.CriticConfig(
-          local_filters=ints(demo['local_filters']),
-          global_filters=ints(demo['global_filters']), local_size=size // 2),
-      loss_config=config_lib.LossConfig(svw_size=size // 4),
-      optimizer_config=config_lib.OptimizerConfig(
-          n_critic=int(demo['n_critic']), pretrain_steps=0),
-      train_config=training.TrainConfig(image_size=size, batch_size=batch),
-      vgg_weights=None, lpips_weights=lpips_path, progress_stream=False)
+  base = config_lib.ExperimentConfig().replace(
+      cnum=int(demo['cnum']), local_filters=ints(demo['local_filters']),
+      global_filters=ints(demo['global_filters']), local_size=size // 2,
+      svw_size=size // 4, n_critic=int(demo['n_critic']), pretrain_steps=0,
+      image_size=size, batch_size=batch, vgg_weights=None,
+      lpips_weights=lpips_path)
   setups = {
-      'GEPE-Net step (no auxiliary losses)': dict(),
-      'TPL/TSL, fixed weights': dict(aux_losses='tpl_tsl', reweight='fixed'),
-      'TPL/TSL + AWA (LPIPS, output layer)': dict(
+      'GEPE-Net step (no auxiliary losses)': base,
+      'TPL/TSL, fixed weights': base.replace(aux_losses='tpl_tsl',
+                                             reweight='fixed'),
+      'TPL/TSL + AWA (LPIPS, output layer)': base.replace(
           aux_losses='tpl_tsl', reweight='awa'),
-      'TPL/TSL + AWA (MAE, output layer)': dict(
-          aux_losses='tpl_tsl', reweight='awa',
-          awa_config=dataclasses.replace(config_lib.AWAConfig(),
-                                         guidance='mae')),
+      'TPL/TSL + AWA (MAE, output layer)': base.replace(
+          aux_losses='tpl_tsl', reweight='awa', guidance='mae'),
   }
   variants = []
-  for index, (name, kwargs) in enumerate(setups.items()):
+  for index, (name, config) in enumerate(setups.items()):
     trainer = training.Trainer(os.path.join(work, str(index)), dataset_fn,
-                               **common, **kwargs)
+                               config, progress_stream=False)
     iterator = trainer.iterator()
     variants.append((name, lambda t=trainer, it=iterator: t.train_step(it)))
   times = time_interleaved(variants, FLAGS.repeats)

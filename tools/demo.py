@@ -31,7 +31,7 @@ import numpy as np
 from inpaint_tf import evaluation
 from inpaint_tf import export
 from inpaint_tf import fileio
-from inpaint_tf import inference
+from inpaint_tf import plots
 from inpaint_tf import validation
 
 FLAGS = flags.FLAGS
@@ -61,10 +61,10 @@ def write_grid(path: str, images, masks, outputs, rows: int) -> None:
   """masked | gepenet | telea | ns | truth, one crop per row."""
   lines = []
   for i in range(min(rows, len(images))):
-    panels = [inference.show_holes(images[i], masks[i])]
+    panels = [plots.show_holes(images[i], masks[i])]
     panels += [outputs[m][i] for m in METHODS] + [images[i]]
-    lines.append(inference.side_by_side(panels))
-  gap = np.full((inference.GRID_GUTTER, lines[0].shape[1], 3), 255, np.uint8)
+    lines.append(plots.side_by_side(panels))
+  gap = np.full((plots.GRID_GUTTER, lines[0].shape[1], 3), 255, np.uint8)
   grid = np.concatenate(sum([[line, gap] for line in lines], [])[:-1], axis=0)
   ok, png = cv2.imencode('.png', cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
   if not ok:

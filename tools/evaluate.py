@@ -18,25 +18,26 @@ columns are left out with a note.
 
 from . import _cli  # pylint: disable=g-bad-import-order
 
-import dataclasses
 import json
 import os
 
 from absl import flags
 
 from inpaint_tf import config as config_lib
+from inpaint_tf import config_flags
 from inpaint_tf import evaluation
 from inpaint_tf import export
 from inpaint_tf import image_io
 from inpaint_tf import inference
+from inpaint_tf import inpainting
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
-from inpaint_tf import training
+from inpaint_tf import weights
 
 FLAGS = flags.FLAGS
-_MASK = config_lib.MaskConfig()
-_TRAIN = training.TrainConfig()
-_PAPER_SIZE = _TRAIN.image_size
+_TRAIN = config_lib.TrainConfig()
+# The square-hole sizes, scaled with --image_size as in training.
+_SCALED = ('hole_size', 'max_delta', 'margin')
 
 flags.DEFINE_string('saved_model', None,
                     'SavedModel directory written by tools.export.')
@@ -58,15 +59,8 @@ flags.DEFINE_integer('num_images', None,
 flags.DEFINE_integer('seed', _TRAIN.seed, 'Seed of the masks.')
 flags.DEFINE_integer('image_size', _TRAIN.image_size,
                      'Images are resized to this square size.')
-flags.DEFINE_integer('hole_size', None,
-                     f'Square hole side. Default: {_MASK.hole_size} at '
-                     f'{_PAPER_SIZE}x{_PAPER_SIZE}, scaled with --image_size.')
-flags.DEFINE_integer('max_delta', None,
-                     f'Largest random shrink of the square hole. Default: '
-                     f'{_MASK.max_delta} at {_PAPER_SIZE}, scaled.')
-flags.DEFINE_integer('margin', None,
-                     f'Margin of the square hole. Default: {_MASK.margin} at '
-                     f'{_PAPER_SIZE}, scaled.')
+for _name in _SCALED:
+  flags.DEFINE_integer(_name, None, config_flags.help_text(_name))
 flags.DEFINE_string('lpips_weights', None,
                     'LPIPS .npz from tools/convert_lpips.py; LPIPS is skipped '
                     'without it.')
@@ -81,18 +75,12 @@ flags.DEFINE_string('name', None,
                     'generator variant (gepenet, penet or snet).')
 
 
-def _scaled(value, default: int) -> int:
-  if value is not None:
-    return value
-  return max(0, int(round(default * FLAGS.image_size / _PAPER_SIZE)))
-
-
 def _mask_fn(size: int):
-  mask_config = dataclasses.replace(
-      _MASK, mask_type=FLAGS.mask_type,
-      hole_size=_scaled(FLAGS.hole_size, _MASK.hole_size),
-      max_delta=_scaled(FLAGS.max_delta, _MASK.max_delta),
-      margin=_scaled(FLAGS.margin, _MASK.margin))
+  explicit = {name: FLAGS[name].value for name in _SCALED
+              if FLAGS[name].value is not None}
+  config = config_lib.ExperimentConfig().replace(
+      image_size=FLAGS.image_size, mask_type=FLAGS.mask_type, **explicit)
+  mask_config = config.scaled(explicit=tuple(explicit)).masks
   folder = None
   if FLAGS.mask_type == 'folder':
     _cli.require(mask_dir=FLAGS.mask_dir)
@@ -129,7 +117,7 @@ def _feature_models(notes):
                  'tools/convert_lpips.py)')
   if FLAGS.inception_weights:
     inception = metrics.InceptionFeatures(FLAGS.inception_weights)
-  elif metrics.keras_cached_weights(metrics.INCEPTION_WEIGHTS_FILE):
+  elif weights.cached(metrics.INCEPTION_WEIGHTS_FILE):
     inception = metrics.InceptionFeatures()
   else:
     notes.append(f'FID skipped: no --inception_weights and no '
@@ -165,7 +153,7 @@ def main(argv):
     notes.append(f'{len(files) - len(used)} unreadable image(s) skipped')
   masks = evaluation.draw_masks(mask_fn, len(images), FLAGS.seed)
 
-  model = inference.load_generator_fn(FLAGS.saved_model, FLAGS.checkpoint_dir)
+  model = inpainting.load_model(FLAGS.saved_model, FLAGS.checkpoint_dir)
   if FLAGS.name:
     name = FLAGS.name
   elif FLAGS.saved_model:

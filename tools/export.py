@@ -20,7 +20,7 @@ from absl import flags
 from inpaint_tf import export
 from inpaint_tf import fileio
 from inpaint_tf import inference
-from inpaint_tf import models
+from inpaint_tf import run_dir
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('checkpoint_dir', None,
@@ -38,7 +38,7 @@ def main(argv):
   _cli.require(checkpoint_dir=FLAGS.checkpoint_dir,
                output_dir=FLAGS.output_dir)
   fileio.check_output_dir(FLAGS.output_dir, FLAGS.overwrite)
-  generator = models.load_generator(FLAGS.checkpoint_dir)
+  generator = run_dir.load_generator(FLAGS.checkpoint_dir)
   path = export.export_saved_model(generator, FLAGS.output_dir,
                                    pad_mode=FLAGS.pad_mode,
                                    overwrite=FLAGS.overwrite)

@@ -16,6 +16,7 @@ from . import _cli  # pylint: disable=g-bad-import-order
 from absl import flags
 
 from inpaint_tf import inference
+from inpaint_tf import inpainting
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('image', None, 'Input image (PNG, JPEG, BMP or GIF).')
@@ -40,7 +41,7 @@ def main(argv):
   _cli.require(image=FLAGS.image, mask=FLAGS.mask, output=FLAGS.output)
   _cli.exactly_one(saved_model=FLAGS.saved_model,
                    checkpoint_dir=FLAGS.checkpoint_dir)
-  inference.inpaint_files(FLAGS.image, FLAGS.mask, FLAGS.output,
+  inpainting.inpaint_files(FLAGS.image, FLAGS.mask, FLAGS.output,
                           saved_model_dir=FLAGS.saved_model,
                           checkpoint_dir=FLAGS.checkpoint_dir,
                           grid_path=FLAGS.grid, pad_mode=FLAGS.pad_mode)

@@ -27,7 +27,7 @@ differentiable with respect to ``f`` and ``b``.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import tensorflow as tf

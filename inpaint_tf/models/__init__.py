@@ -1,4 +1,4 @@
-"""GEPE-Net generator variants, WGAN critics and checkpoint helpers."""
+"""Generator (S-Net, PE-Net, GEPE-Net) and the local and global critics."""
 
 from inpaint_tf.models.critics import GlobalCritic
 from inpaint_tf.models.critics import hole_crop
@@ -6,11 +6,9 @@ from inpaint_tf.models.critics import LocalCritic
 from inpaint_tf.models.generator import build_generator
 from inpaint_tf.models.generator import Generator
 from inpaint_tf.models.generator import GeneratorOutput
-from inpaint_tf.models.generator import load_generator
-from inpaint_tf.models.generator import save_generator_config
+from inpaint_tf.models.generator import SIZE_MULTIPLE
 
 __all__ = [
-    'GlobalCritic', 'hole_crop', 'LocalCritic',
-    'build_generator', 'Generator', 'GeneratorOutput', 'load_generator',
-    'save_generator_config',
+    'build_generator', 'Generator', 'GeneratorOutput', 'GlobalCritic',
+    'hole_crop', 'LocalCritic', 'SIZE_MULTIPLE',
 ]

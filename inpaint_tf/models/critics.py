@@ -31,8 +31,9 @@ _CRITIC = config_lib.CriticConfig()
 class _Critic(keras.Model):
   """conv5x5/2 + LeakyReLU stack, flatten, dense 1 (linear).
 
-  The dense layer's input size depends on the image size, so it is fixed by
-  the first call; later calls must use the same height and width.
+  The dense layer's input size depends on the image size, so it is fixed in
+  ``build([B, h, w, 3])`` (or by the first call); later calls must use the
+  same height and width.
   """
 
   def __init__(self, filters: Sequence[int], **kwargs):
@@ -50,8 +51,26 @@ class _Critic(keras.Model):
     ]
     self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
     self.score = keras.layers.Dense(1, name='fc', dtype=self.dtype_policy)
-    self._input_height = None
-    self._input_width = None
+    self.input_size = None
+
+  def build(self, input_shape) -> None:
+    """Creates the variables for [B,h,w,3] inputs; fixes (h, w).
+
+    Args:
+      input_shape: [B,h,w,3] with static h and w.
+    """
+    shape = tf.TensorShape(input_shape)
+    if (shape.rank != 4 or shape[1] is None or shape[2] is None
+        or shape[3] != 3):
+      raise ValueError(f'x: expected a static height and width ([B,h,w,3]), '
+                       f'got shape {shape.as_list()}')
+    self.input_size = (int(shape[1]), int(shape[2]))
+    for conv in self.convs:
+      conv.build(shape)
+      shape = conv.compute_output_shape(shape)
+    self.flatten.build(shape)
+    self.score.build(self.flatten.compute_output_shape(shape))
+    self.built = True
 
   def call(self, x: tf.Tensor, training=None) -> tf.Tensor:
     """Scores images.
@@ -66,23 +85,22 @@ class _Critic(keras.Model):
     """
     del training
     ops.check_tensor('x', x, 4, '[B,h,w,3] float', channels=3)
-    height, width = x.shape[1], x.shape[2]
-    if height is None or width is None:
-      raise ValueError(f'x: expected a static height and width ([B,h,w,3]), '
-                       f'got shape {x.shape.as_list()}')
-    if self._input_height is None:
-      self._input_height, self._input_width = int(height), int(width)
-    elif (height, width) != (self._input_height, self._input_width):
+    if tuple(x.shape[1:3]) != self.input_size:
+      height, width = self.input_size
       raise ValueError(
-          f'x: expected [B,{self._input_height},{self._input_width},3] (the '
-          f'size this critic was built for), got shape {x.shape.as_list()}')
+          f'x: expected [B,{height},{width},3] (the size this critic was '
+          f'built for), got shape {x.shape.as_list()}')
     h = x
     for conv in self.convs:
       h = conv(h)
     return tf.cast(self.score(self.flatten(h)), self.dtype)
 
   def get_config(self) -> Dict[str, Any]:
-    return {'name': self.name, 'filters': list(self.filters)}
+    # The layer's base config (name, trainable, dtype policy); that of a
+    # subclassed Model is empty.
+    config = keras.layers.Layer.get_config(self)
+    config.update({'filters': list(self.filters)})
+    return config
 
   @classmethod
   def from_config(cls, config: Dict[str, Any], custom_objects=None):

@@ -32,18 +32,13 @@ Variants: ``snet`` has no ``p`` and no ASPC (plain skips); ``penet`` has
 ``E_i(Igt)``, i = 3, 4, 5: the same encoder convolutions run on the
 unmasked ground truth (mask channel zero) without ``p`` (Eq. 4-6).
 
-Checkpoints: a run directory holds ``generator.json`` (the dict from
-``Generator.get_config()``) and ``ckpt/`` with ``tf.train.Checkpoint``
-files whose generator is saved under the key ``generator``.
+Run directories (``generator.json``, checkpoints) are ``run_dir``'s.
 """
 
 from __future__ import annotations
 
 import collections
-import json
-import os
-import tempfile
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 import tensorflow as tf
 
@@ -58,13 +53,10 @@ _ATT = config_lib.AttentionConfig()
 
 # Spatial size must be a multiple of this (four stride-2 convolutions).
 SIZE_MULTIPLE = 16
-CONFIG_FILENAME = 'generator.json'
-CHECKPOINT_SUBDIR = 'ckpt'
-CHECKPOINT_KEY = 'generator'
 
 GeneratorOutput = collections.namedtuple(
     'GeneratorOutput', ['image', 'features', 'targets'])
-GeneratorOutput.__doc__ = """Result of ``Generator.forward``.
+GeneratorOutput.__doc__ = """Result of ``Generator(inputs, structured=True)``.
 
 Fields:
   image: [B,H,W,3] float32 in [-1,1], the raw prediction ``G(I)``.
@@ -87,8 +79,9 @@ def _spatial_size(x: tf.Tensor):
 class Generator(keras.Model):
   """U-Net inpainting generator (S-Net, PE-Net or GEPE-Net).
 
-  Call: ``pred = gen((masked, mask))`` -> [B,H,W,3] float32 in [-1,1]; the
-  full result (features and IGL targets) comes from ``gen.forward``.
+  Call: ``pred = gen((masked, mask))`` -> [B,H,W,3] float32 in [-1,1];
+  ``gen((masked, mask), ground_truth=gt, structured=True)`` gives the full
+  ``GeneratorOutput`` (features and IGL targets).
 
   Args:
     variant: one of ``config.GENERATOR_VARIANTS`` ('snet', 'penet',
@@ -109,11 +102,11 @@ class Generator(keras.Model):
                aspc: bool = _GEN.aspc,
                aspc_rates: Sequence[int] = _GEN.aspc_rates,
                attention_rates: Sequence[int] = _GEN.attention_rates,
-               attention_ksize: int = _ATT.ksize,
-               attention_stride: int = _ATT.stride,
-               attention_fuse_k: int = _ATT.fuse_k,
-               attention_softmax_scale: float = _ATT.softmax_scale,
-               attention_fuse: bool = _ATT.fuse,
+               attention_ksize: int = _ATT.attention_ksize,
+               attention_stride: int = _ATT.attention_stride,
+               attention_fuse_k: int = _ATT.attention_fuse_k,
+               attention_softmax_scale: float = _ATT.attention_softmax_scale,
+               attention_fuse: bool = _ATT.attention_fuse,
                **kwargs):
     super().__init__(**kwargs)
     if variant not in config_lib.GENERATOR_VARIANTS:
@@ -233,21 +226,9 @@ class Generator(keras.Model):
     height, width = _spatial_size(x)
     return conv(ops.resize_nearest(x, [height * 2, width * 2]))
 
-  def forward(self, masked, mask, ground_truth=None,
-              training=None) -> GeneratorOutput:
-    """Runs the generator and, for GEPE-Net, the IGL target encoder.
-
-    Args:
-      masked: [B,H,W,3] float in [-1,1], ``Igt * (1 - M)``; H, W divisible
-        by 16.
-      mask: [B,H,W,1] or [1,H,W,1] float, 1 = hole.
-      ground_truth: optional [B,H,W,3] float in [-1,1]; gives ``targets`` for
-        'gepenet' (ignored by the other variants).
-      training: Keras training flag (no layer here depends on it).
-
-    Returns:
-      GeneratorOutput (see its docstring).
-    """
+  def _forward(self, masked, mask, ground_truth,
+               training) -> GeneratorOutput:
+    """Runs the generator and, for GEPE-Net, the IGL target encoder."""
     del training  # No dropout or normalisation layers.
     masked = tf.convert_to_tensor(masked)
     mask = tf.convert_to_tensor(mask)
@@ -279,30 +260,50 @@ class Generator(keras.Model):
       _, _, targets = self._encode(gt_input, None)
     return GeneratorOutput(image, features, targets)
 
-  def call(self, inputs, training=None):
-    """Predicts the image.
+  def call(self, inputs, training=None, ground_truth=None,
+           structured: bool = False):
+    """Predicts the image (and, when asked, the features and IGL targets).
 
     Args:
-      inputs: tuple ``(masked, mask)`` as in ``forward``.
-      training: Keras training flag.
+      inputs: tuple ``(masked, mask)``: ``masked`` [B,H,W,3] float in
+        [-1,1], ``Igt * (1 - M)``, H and W divisible by 16; ``mask``
+        [B,H,W,1] or [1,H,W,1] float, 1 = hole.
+      training: Keras training flag (no layer here depends on it).
+      ground_truth: optional [B,H,W,3] float in [-1,1]; gives ``targets``
+        for 'gepenet' (ignored by the other variants).
+      structured: return the whole ``GeneratorOutput`` instead of the image.
 
     Returns:
-      [B,H,W,3] float32 in [-1,1].
+      [B,H,W,3] float32 in [-1,1], or a ``GeneratorOutput``.
     """
     if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
       raise ValueError(
           'inputs: expected a tuple (masked [B,H,W,3], mask [B,H,W,1]), got '
           f'{type(inputs).__name__}')
     masked, mask = inputs
-    return self.forward(masked, mask, training=training).image
+    out = self._forward(masked, mask, ground_truth, training)
+    return out if structured else out.image
 
-  def build_on_dummy(self, size: int = 64) -> None:
-    """Creates the variables by running a zero batch of ``size x size``."""
-    self((tf.zeros([1, size, size, 3]), tf.zeros([1, size, size, 1])))
+  def build(self, input_shape: Any = 64) -> None:
+    """Creates the variables by running a zero batch.
+
+    Args:
+      input_shape: the side of the zero batch (any multiple of 16: the
+        variables do not depend on it), or the shapes Keras passes on a
+        first call, ``([B,H,W,3], [B,H,W,1])``.
+    """
+    if self.built:
+      return
+    size = input_shape if isinstance(input_shape, int) else 64
+    self._forward(tf.zeros([1, size, size, 3]), tf.zeros([1, size, size, 1]),
+                  None, False)
+    self.built = True
 
   def get_config(self) -> Dict[str, Any]:
-    return {
-        'name': self.name,
+    # The layer's base config (name, trainable, dtype policy); that of a
+    # subclassed Model is empty.
+    config = keras.layers.Layer.get_config(self)
+    config.update({
         'variant': self.variant,
         'cnum': self.cnum,
         'aspc': self.aspc,
@@ -313,7 +314,8 @@ class Generator(keras.Model):
         'attention_fuse_k': self.attention_fuse_k,
         'attention_softmax_scale': self.attention_softmax_scale,
         'attention_fuse': self.attention_fuse,
-    }
+    })
+    return config
 
   @classmethod
   def from_config(cls, config: Dict[str, Any], custom_objects=None):
@@ -325,124 +327,3 @@ def build_generator(variant: str = _GEN.variant, cnum: int = _GEN.cnum,
                     aspc: bool = _GEN.aspc, **kwargs) -> Generator:
   """Builds a generator; see ``Generator`` for the arguments."""
   return Generator(variant=variant, cnum=cnum, aspc=aspc, **kwargs)
-
-
-# -- checkpoints ------------------------------------------------------------
-
-
-def save_generator_config(gen: Generator, checkpoint_dir: str) -> str:
-  """Writes ``<checkpoint_dir>/generator.json`` atomically.
-
-  Args:
-    gen: the generator.
-    checkpoint_dir: run directory (created if needed).
-
-  Returns:
-    Path of the written file.
-  """
-  tf.io.gfile.makedirs(checkpoint_dir)
-  path = os.path.join(checkpoint_dir, CONFIG_FILENAME)
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with tf.io.gfile.GFile(tmp, 'w') as f:
-    f.write(json.dumps(gen.get_config(), indent=2, sort_keys=True) + '\n')
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-  return path
-
-
-def _generator_variables(checkpoint_path: str) -> Dict[str, Tuple[int, ...]]:
-  """Generator variable keys and shapes stored in a checkpoint."""
-  prefix = CHECKPOINT_KEY + '/'
-  return {
-      name: tuple(shape)
-      for name, shape in tf.train.list_variables(checkpoint_path)
-      if name.startswith(prefix) and '.OPTIMIZER_SLOT' not in name
-      and name.endswith('.ATTRIBUTES/VARIABLE_VALUE')
-  }
-
-
-def _describe(variables: Dict[str, Tuple[int, ...]]) -> str:
-  """Guesses the variant and width of a generator from its variables."""
-  widths = [shape[-1] for name, shape in variables.items()
-            if name.startswith(f'{CHECKPOINT_KEY}/e1/kernel')]
-  cnum = widths[0] // 2 if widths else '?'
-  if any(f'{CHECKPOINT_KEY}/aspc_layer/' in name for name in variables):
-    kind = "with ASPC ('penet' or 'gepenet')"
-  else:
-    kind = "without ASPC ('snet', or aspc=False)"
-  return f'a generator {kind}, cnum={cnum}'
-
-
-def _check_checkpoint_matches(gen: Generator, checkpoint_path: str,
-                              config_path: str) -> None:
-  """Raises ValueError unless the checkpoint's generator fits ``gen``."""
-  with tempfile.TemporaryDirectory() as tmp:
-    own_path = tf.train.Checkpoint(**{CHECKPOINT_KEY: gen}).write(
-        os.path.join(tmp, 'expected'))
-    expected = _generator_variables(own_path)
-  found = _generator_variables(checkpoint_path)
-  if found == expected:
-    return
-  missing = sorted(set(expected) - set(found))
-  unexpected = sorted(set(found) - set(expected))
-  reshaped = sorted(k for k in set(expected) & set(found)
-                    if expected[k] != found[k])
-  details = []
-  for label, keys in (('missing', missing), ('unexpected', unexpected),
-                      ('with other shapes', reshaped)):
-    if keys:
-      shown = ', '.join(k.split('/.ATTRIBUTES')[0] for k in keys[:4])
-      more = f' and {len(keys) - 4} more' if len(keys) > 4 else ''
-      details.append(f'{label}: {shown}{more}')
-  if not found:
-    details = [f'no variables under the key {CHECKPOINT_KEY!r}']
-  raise ValueError(
-      f'checkpoint_dir: {config_path} describes variant {gen.variant!r} '
-      f'(cnum={gen.cnum}, aspc={gen.uses_aspc}), but checkpoint '
-      f'{checkpoint_path} holds {_describe(found)}; ' + '; '.join(details))
-
-
-def load_generator(checkpoint_dir: str) -> Generator:
-  """Rebuilds a generator from a run directory and restores its weights.
-
-  Args:
-    checkpoint_dir: directory with ``generator.json`` and ``ckpt/`` (the
-      latest checkpoint there is restored).
-
-  Returns:
-    The built Generator with restored weights.
-
-  Raises:
-    ValueError: the directory, the JSON or the checkpoint is missing or
-      unreadable, or the checkpoint holds a different generator (variant, width, ASPC).
-      'penet' and 'gepenet' have the same variables (they differ only in
-      the IGL targets used in training), so the JSON decides between them.
-  """
-  if not tf.io.gfile.isdir(checkpoint_dir):
-    raise ValueError(f'checkpoint_dir: expected a run directory with '
-                     f'{CONFIG_FILENAME} and {CHECKPOINT_SUBDIR}/, got '
-                     f'{checkpoint_dir!r} (not a directory)')
-  config_path = os.path.join(checkpoint_dir, CONFIG_FILENAME)
-  if not tf.io.gfile.exists(config_path):
-    raise ValueError(f'checkpoint_dir: expected {config_path} (written by '
-                     f'save_generator_config), not found')
-  with tf.io.gfile.GFile(config_path) as f:
-    try:
-      config = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'checkpoint_dir: {config_path} is not valid JSON: '
-                       f'{e}') from e
-  ckpt_dir = os.path.join(checkpoint_dir, CHECKPOINT_SUBDIR)
-  checkpoint_path = tf.train.latest_checkpoint(ckpt_dir)
-  if checkpoint_path is None:
-    raise ValueError(f'checkpoint_dir: expected a checkpoint in {ckpt_dir}, '
-                     f'found none')
-  gen = Generator.from_config(config)
-  gen.build_on_dummy()
-  try:
-    _check_checkpoint_matches(gen, checkpoint_path, config_path)
-    tf.train.Checkpoint(**{CHECKPOINT_KEY: gen}).restore(
-        checkpoint_path).expect_partial()
-  except tf.errors.OpError as e:
-    raise ValueError(f'checkpoint_dir: expected a readable checkpoint, got '
-                     f'{checkpoint_path!r} ({ops.op_error_text(e)})') from None
-  return gen

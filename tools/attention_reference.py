@@ -7,7 +7,7 @@ matrix and pastes with ``conv2d_transpose``. This module rebuilds that
 structure with TF2 ops, one sample at a time and one mask per sample. It is
 the baseline of ``tools/benchmark.py`` (how fast the original's structure
 runs) and an independent check of the batched ``ContextualAttention`` in
-the tests; the library itself never calls it.
+the tests (the library does not use it).
 """
 
 from __future__ import annotations

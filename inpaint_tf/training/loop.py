@@ -1,0 +1,500 @@
+"""The training loop: checkpoints, logs, validation and the data stream.
+
+One training step is GMCNN's loop body (``tensorflow/train.py``): after the
+reconstruction-only pretraining steps, ``n_critic`` critic updates and then
+one generator update, each on a fresh batch; the task
+(``training.task``) defines the losses, the steps (``training.steps``) run
+them on the devices. With ``aux_losses='tpl_tsl'`` the six TPL/TSL terms of
+the AWA paper join the generator loss, their weights set by a reweighter
+(``inpaint_tf.reweighting``) before every generator update; AWA draws a
+second batch from the stream as its guidance batch. The weights are written
+every step to TensorBoard and ``weights.csv``. The auxiliary terms are used
+in the pretraining steps too (they are reconstruction losses); only the
+critics wait.
+
+The data stream is a function of the index of its first batch
+(``data.DatasetFn``) and the checkpoint stores how many batches were read,
+so a run that is stopped and resumed repeats the uninterrupted run; with op
+determinism (``configure_determinism``) the weights agree bit for bit.
+
+Run directory (``run_dir``): ``config.json`` (checked on resume),
+``generator.json``, ``ckpt/`` (step, batches read, generator, both critics,
+both optimisers and the reweighter; a run resumes from the latest
+checkpoint automatically), ``tb/`` (scalars and image grids ``masked |
+output | completed | truth``), ``weights.csv`` and, with a validation set
+and ``eval_every > 0``, ``eval.csv``: PSNR, SSIM and L1 of the completed
+held-out crops per mask type at the start, every ``eval_every`` steps and
+at the end, with OpenCV's TELEA and NS on the same crops beside them (also
+in TensorBoard as ``eval/<method>/<mask_type>/<metric>``), and
+``eval_set.npz`` with those crops and holes.
+
+A NaN or infinite loss term (or gradient norm) raises
+``NonFiniteLossError`` naming it; that step is not checkpointed, so the
+last good checkpoint is the latest one.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import os
+import time
+from typing import Any, Dict, Iterator, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from inpaint_tf import config as config_lib
+from inpaint_tf import data as data_lib
+from inpaint_tf import inference
+from inpaint_tf import run_dir
+from inpaint_tf import validation
+from inpaint_tf.keras_api import keras
+from inpaint_tf.training import logs
+from inpaint_tf.training import process
+from inpaint_tf.training import steps as steps_lib
+from inpaint_tf.training import stream as stream_lib
+from inpaint_tf.training import task as task_lib
+
+
+class Trainer:
+  """GEPE-Net / PE-Net / S-Net trainer with WGAN-GP local and global critics.
+
+  Typical use::
+
+    trainer = Trainer(log_dir, data.make_dataset_fn(config), config)
+    trainer.train()   # resumes from log_dir/ckpt if a checkpoint exists
+
+  Tests drive ``critic_step``, ``generator_step`` and ``train_step``
+  directly.
+
+  Args:
+    log_dir: run directory (created).
+    dataset_fn: ``data.DatasetFn`` giving the training stream from a batch
+      index.
+    config: the ``ExperimentConfig`` (None: the papers' defaults). Its
+      ``vgg_weights`` may be None for random VGG weights (tests).
+    strategy: a ``tf.distribute.Strategy``; default: ``make_strategy(
+      config.train.strategy)``.
+    validation_set: held-out crops and holes scored every ``eval_every``
+      steps (``validation.ValidationSet`` at ``image_size``); None for no
+      validation.
+    progress_stream: where the progress bar goes (default stderr); False
+      for none.
+
+  Attributes:
+    config_changes: the resumable settings that differ from the resumed
+      run's (``'name: old -> new'``).
+  """
+
+  def __init__(self, log_dir: str, dataset_fn: data_lib.DatasetFn,
+               config: Optional[config_lib.ExperimentConfig] = None, *,
+               strategy: Optional[tf.distribute.Strategy] = None,
+               validation_set: Optional[validation.ValidationSet] = None,
+               progress_stream: Any = None):
+    self.log_dir = log_dir
+    self.dataset_fn = dataset_fn
+    self.config = config = config or config_lib.ExperimentConfig()
+    self.strategy = strategy or process.make_strategy(config.train.strategy)
+    self.progress_stream = progress_stream
+    self.validation_set = validation_set
+    self.is_chief = process.is_chief(self.strategy)
+    task_lib.check_fits(config, self.strategy.num_replicas_in_sync)
+    if validation_set is not None:
+      size = validation_set.images.shape[1]
+      if size != config.train.image_size:
+        raise ValueError(f'validation_set: expected crops of image_size '
+                         f'{config.train.image_size}, got {size}')
+    self.config_changes = run_dir.record_config(log_dir, config,
+                                                write=self.is_chief)
+
+    policy = keras.mixed_precision.global_policy()
+    if config.train.mixed_precision:
+      keras.mixed_precision.set_global_policy('mixed_float16')
+    try:
+      with self.strategy.scope():
+        self.task = task_lib.InpaintingTask(config)
+        self.steps = steps_lib.TrainSteps(self.task, self.strategy, config)
+        self.generator = self.task.generator
+        self.local_critic = self.task.local_critic
+        self.global_critic = self.task.global_critic
+        self.auxiliary = self.task.auxiliary
+        self.reweighter = self.task.reweighter
+        self.g_optimizer = self.steps.g_optimizer
+        self.d_optimizer = self.steps.d_optimizer
+        # Counters are the same on every replica (updated in cross-replica
+        # context only).
+        self.step = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name='step',
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.batches = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name='batches',
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    finally:
+      keras.mixed_precision.set_global_policy(policy)
+
+    trackables = dict(
+        step=self.step, batches=self.batches, generator=self.generator,
+        local_critic=self.local_critic, global_critic=self.global_critic,
+        g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
+    if self.reweighter is not None:
+      trackables['reweighter'] = self.reweighter
+    self.checkpoint = tf.train.Checkpoint(**trackables)
+    if self.is_chief:
+      run_dir.save_generator_config(self.generator, log_dir)
+    self.checkpoint_dir = os.path.join(log_dir, run_dir.CHECKPOINT_SUBDIR)
+    ckpt_dir = self.checkpoint_dir
+    if not self.is_chief:
+      # Every worker must take part in saving; only the chief's copy stays.
+      task_id = self.strategy.cluster_resolver.task_id
+      ckpt_dir = os.path.join(log_dir, f'.ckpt_worker{task_id}')
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, ckpt_dir, max_to_keep=config.train.keep_checkpoints)
+    self.restored_from = self._restore()
+
+    if self.is_chief:
+      tb_dir = os.path.join(log_dir, run_dir.TENSORBOARD_SUBDIR)
+      if self.restored_from:
+        run_dir.write_restart_event(tb_dir, int(self.step.numpy()) + 1)
+      self.writer = tf.summary.create_file_writer(tb_dir)
+    else:
+      self.writer = tf.summary.create_noop_writer()
+    self.weights_log = None
+    if self.reweighter is not None and self.is_chief:
+      self.weights_log = logs.WeightsLog(
+          os.path.join(log_dir, run_dir.WEIGHTS_CSV),
+          ['w_' + n for n in self.task.auxiliary_names])
+    self.run_validation = None
+    if self.validating:
+      self.run_validation = validation.RunValidation(
+          validation_set, log_dir, config.model.variant, self.is_chief)
+    self._predict_fn = tf.function(self._predict, autograph=False)
+    self._complete_fn = tf.function(
+        functools.partial(inference.complete_uint8, self._predict),
+        autograph=False)
+    # Seconds spent in ``validate`` and in training steps (for the overhead).
+    self.eval_seconds = 0.0
+    self.train_seconds = 0.0
+    self._stream = None
+    self._vis_batch = None
+    self._stop_signal = None
+
+  # -------------------------------------------------------------- set-up
+
+  def _restore(self) -> Optional[str]:
+    # Every worker restores the chief's latest checkpoint: the others save
+    # to temporary directories that each save removes again, and a
+    # non-chief removes what a killed save left of its own.
+    if self.is_chief:
+      run_dir.remove_stale_checkpoint_files(self.checkpoint_dir)
+    elif tf.io.gfile.exists(self.manager.directory):
+      tf.io.gfile.rmtree(self.manager.directory)
+    path = tf.train.latest_checkpoint(self.checkpoint_dir)
+    if path is None:
+      return None
+    status = self.checkpoint.restore(path)
+    try:
+      status.assert_existing_objects_matched()
+    except AssertionError as e:
+      raise ValueError(f'log_dir: checkpoint {path} does not match this '
+                       f'configuration ({str(e).splitlines()[0]}); use a new '
+                       '--log_dir') from None
+    return path
+
+  # --------------------------------------------------------------- steps
+
+  def critic_step(self, batch, index: int = 0) -> Dict[str, tf.Tensor]:
+    """One update of both critics.
+
+    Args:
+      batch: ``{'image', 'mask'}`` global batch, or a batch of the
+        distributed stream (``iterator()``).
+      index: which of the step's ``n_critic`` updates this is; with the step
+        counter it keys the penalty's random interpolation weights.
+
+    Returns:
+      Scalars: raw terms, ``<term>/weight``, ``d_total``, ``d_grad_norm``.
+    """
+    seed_index = (tf.convert_to_tensor(self.step) *
+                  self.config.optimizer.n_critic + int(index))
+    return self.steps.critic_step(batch, seed_index)
+
+  @property
+  def needs_guidance(self) -> bool:
+    """Whether each generator update reads a second (guidance) batch."""
+    return self.task.needs_guidance
+
+  def generator_step(self, batch, adversarial: bool = True,
+                     guidance_batch=None) -> Dict[str, tf.Tensor]:
+    """One generator update.
+
+    Args:
+      batch: as for ``critic_step``.
+      adversarial: include the critics' terms.
+      guidance_batch: AWA's second batch (same format); needed when
+        ``needs_guidance``.
+
+    Returns:
+      Scalars: raw terms, ``<term>/weight``, ``g_total``, ``g_grad_norm``
+      (and ``reweight/...`` values of the reweighter).
+    """
+    if self.needs_guidance and guidance_batch is None:
+      raise ValueError('guidance_batch: AWA needs a second batch, got None')
+    return self.steps.generator_step(batch, guidance_batch, adversarial)
+
+  def learning_rate(self, step: int) -> float:
+    """Rate of the optimisers at ``step`` (``OptimizerConfig`` schedule).
+
+    ``learning_rate`` while pretraining, ``adversarial_learning_rate`` (if
+    set) once the critics train, both times ``0.5 ** (step /
+    lr_half_life)`` when ``lr_half_life > 0``. It is set before every step,
+    so a resumed run uses the rates of its own configuration, not the
+    restored optimisers' values.
+    """
+    o = self.config.optimizer
+    rate = o.learning_rate
+    if (self.is_adversarial(step)
+        and o.adversarial_learning_rate is not None):
+      rate = o.adversarial_learning_rate
+    if o.lr_half_life > 0:
+      rate *= 0.5 ** (step / o.lr_half_life)
+    return float(rate)
+
+  def is_adversarial(self, step: Optional[int] = None) -> bool:
+    """Whether ``step`` (default: the current one) trains the critics."""
+    step = int(self.step.numpy()) if step is None else step
+    return step >= self.config.optimizer.pretrain_steps
+
+  def train_step(self, iterator: Iterator) -> Dict[str, float]:
+    """One step: ``n_critic`` critic updates, then one generator update.
+
+    While ``step < pretrain_steps`` only the generator is updated, on the
+    reconstruction terms (and the auxiliary ones). With AWA the generator
+    update reads a second, guidance batch. Both optimisers first take the
+    step's ``learning_rate``. Increments ``self.step``.
+
+    Args:
+      iterator: batches, normally ``self.iterator()``.
+
+    Returns:
+      The step's scalars as Python floats (critic values from its last
+      update).
+    """
+    step = int(self.step.numpy())
+    adversarial = self.is_adversarial(step)
+    rate = self.learning_rate(step)
+    self.steps.set_learning_rate(rate)
+    scalars = {'opt/learning_rate': rate}
+    if adversarial:
+      for index in range(self.config.optimizer.n_critic):
+        scalars.update(self.critic_step(next(iterator), index))
+    batch = next(iterator)
+    guidance = next(iterator) if self.needs_guidance else None
+    scalars.update(self.generator_step(batch, adversarial, guidance))
+    self.step.assign_add(1)
+    return {k: float(np.asarray(v)) for k, v in scalars.items()}
+
+  # ---------------------------------------------------------------- data
+
+  def iterator(self) -> Iterator:
+    """The distributed training stream from batch ``self.batches`` on.
+
+    Every batch drawn advances ``self.batches`` (saved in the checkpoint),
+    so a restored trainer continues the stream where the saved one was.
+    """
+    return stream_lib.BatchStream(self.dataset_fn, self.strategy,
+                                  self.batches)
+
+  # ----------------------------------------------------------- summaries
+
+  def _predict(self, masked, masks):
+    return tf.cast(self.generator((masked, masks), training=False),
+                   tf.float32)
+
+  def _write_images(self, step: int) -> None:
+    if self._vis_batch is None:
+      # A fixed batch (the stream's first), so the grids show progress.
+      batch = next(iter(self.dataset_fn(0).take(1)))
+      n = self.config.train.max_images
+      self._vis_batch = (batch['image'][:n], batch['mask'][:n])
+    images, masks = self._vis_batch
+    masked = images * (1.0 - masks)
+    pred = self._predict_fn(masked, masks)
+    completed = pred * masks + images * (1.0 - masks)
+    with self.writer.as_default():
+      tf.summary.image('masked|output|completed|truth',
+                       logs.image_grid(masked, pred, completed, images),
+                       step=step, max_outputs=self.config.train.max_images)
+
+  def _log_aux_weights(self, step: int, scalars) -> None:
+    if self.weights_log is None:
+      return
+    names = self.task.auxiliary_names
+    weights = [scalars[f'{n}/weight'] for n in names]
+    self.weights_log.append(step, weights)
+    with self.writer.as_default():
+      for name, w in zip(names, weights):
+        tf.summary.scalar(f'aux_weight/w_{name}', w, step=step)
+
+  # ---------------------------------------------------------- validation
+
+  @property
+  def validating(self) -> bool:
+    """Whether ``train`` scores the generator on held-out crops."""
+    return (self.validation_set is not None
+            and self.config.train.eval_every > 0)
+
+  def complete(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Completes images with the generator, a training batch at a time.
+
+    Args:
+      images: uint8 [N,H,W,3].
+      masks: [N,H,W,1], non-zero = hole.
+
+    Returns:
+      uint8 [N,H,W,3]: generated pixels in the holes, the input elsewhere.
+    """
+    n = self.config.train.batch_size
+    return np.concatenate([
+        self._complete_fn(tf.constant(images[i:i + n]),
+                          tf.constant(masks[i:i + n])).numpy()
+        for i in range(0, len(images), n)])
+
+  def validate(self, step: int) -> validation.Scores:
+    """Scores the generator on the validation set and logs the scores.
+
+    Appends the rows of the generator (named after its variant) and of the
+    OpenCV baselines to ``eval.csv`` and writes them to TensorBoard as
+    ``eval/<method>/<mask_type>/<metric>``.
+
+    Args:
+      step: the step the scores belong to.
+
+    Returns:
+      The generator's scores (``validation.Scores``).
+    """
+    t0 = time.perf_counter()
+    scores, rows = self.run_validation.run(step, self.complete)
+    with self.writer.as_default():
+      for _, method, mask_type, metric, value in rows:
+        tf.summary.scalar(f'eval/{method}/{mask_type}/{metric}', value,
+                          step=step)
+    self.eval_seconds += time.perf_counter() - t0
+    return scores
+
+  # ---------------------------------------------------------------- loop
+
+  def save(self) -> Optional[str]:
+    """Writes a checkpoint of the current step; returns its path (chief)."""
+    path = self.manager.save(checkpoint_number=self.step)
+    if not self.is_chief:
+      tf.io.gfile.rmtree(self.manager.directory)
+      return None
+    return path
+
+  def _resume_logs(self, step: int) -> bool:
+    """Drops log rows after ``step``; returns whether this run validates."""
+    if self.weights_log is not None:
+      self.weights_log.truncate_after(step)
+    validate = self.validating and self.run_validation.log is not None
+    # A resumed run repeats the evaluations after its checkpoint.
+    if (validate and self.run_validation.resume(step)
+        and step % self.config.train.eval_every == 0):
+      self.validate(step)
+    return validate
+
+  def train(self, max_steps: Optional[int] = None) -> Dict[str, float]:
+    """Trains until the step counter reaches ``max_steps``.
+
+    The count is absolute: a resumed run continues to the same target.
+    Scalars go to TensorBoard every ``log_every`` steps (averaged), image
+    grids every ``image_every`` steps, checkpoints every
+    ``checkpoint_every`` steps and at the end.
+
+    Args:
+      max_steps: target step (default ``train.max_steps``).
+
+    Returns:
+      The scalars of the last step (empty if there was nothing to do).
+
+    Raises:
+      NonFiniteLossError: a loss term or gradient norm is NaN/inf; that
+        step is not checkpointed.
+      TrainingInterrupted: ``request_stop`` was called (a signal under
+        ``stop_on_signals``); the step reached is checkpointed.
+    """
+    tc = self.config.train
+    max_steps = tc.max_steps if max_steps is None else int(max_steps)
+    step = int(self.step.numpy())
+    if step >= max_steps:
+      return {}
+    if self._stream is None:
+      self._stream = self.iterator()
+    validate = self._resume_logs(step)
+    bar = None
+    if self.progress_stream is not False and self.is_chief:
+      bar = logs.ProgressBar(max_steps, stream=self.progress_stream,
+                             every=tc.log_every)
+    sums = collections.defaultdict(float)
+    counts = collections.defaultdict(int)
+    # Step times for the ETA; a phase's first step (tracing) is left out.
+    recent = collections.deque(maxlen=20)
+    phase = None
+    last = {}
+    try:
+      while step < max_steps:
+        batches_before = int(self.batches.numpy())
+        traced = phase != self.is_adversarial(step)
+        phase = self.is_adversarial(step)
+        if traced:
+          recent.clear()
+        t0 = time.perf_counter()
+        last = self.train_step(self._stream)
+        elapsed = time.perf_counter() - t0
+        self.train_seconds += elapsed
+        step = int(self.step.numpy())
+        steps_lib.check_finite(last, step, self.manager.latest_checkpoint,
+                               tc.mixed_precision)
+        images = ((int(self.batches.numpy()) - batches_before) *
+                  tc.batch_size)
+        last['perf/images_per_sec'] = images / max(elapsed, 1e-9)
+        if not traced:
+          recent.append(elapsed)
+        seconds_per_step = float(np.mean(recent)) if recent else elapsed
+        for name, value in last.items():
+          sums[name] += value
+          counts[name] += 1
+        self._log_aux_weights(step, last)
+        if bar is not None:
+          bar.update(step, logs.bar_scalars(last),
+                     last['perf/images_per_sec'],
+                     (max_steps - step) * seconds_per_step)
+        if step % tc.log_every == 0 or step == max_steps:
+          with self.writer.as_default():
+            logs.write_scalars(step, {k: sums[k] / counts[k] for k in sums})
+          sums.clear()
+          counts.clear()
+        if step % tc.image_every == 0 or step == max_steps:
+          self._write_images(step)
+        if validate and (step % tc.eval_every == 0 or step == max_steps):
+          self.validate(step)
+        saved = step % tc.checkpoint_every == 0 or step == max_steps
+        if saved:
+          self.save()
+        if self._stop_signal is not None:
+          if not saved:
+            self.save()
+          raise process.TrainingInterrupted(self._stop_signal, step,
+                                    self.manager.latest_checkpoint)
+    finally:
+      if bar is not None:
+        bar.close()
+      self.writer.flush()
+    return last
+
+  def request_stop(self, signum: int) -> None:
+    """Asks ``train`` to checkpoint and stop after the current step.
+
+    Safe to call from a signal handler (it only records ``signum``).
+    """
+    self._stop_signal = signum

@@ -1,0 +1,239 @@
+"""Distributed training steps: loss scaling, gradients, reduction, checks.
+
+``TrainSteps`` runs one critic update or one generator update of an
+``InpaintingTask`` on a global batch through ``tf.distribute``:
+``strategy.run`` on per-replica batches; every per-replica loss is a mean
+over the replica's batch divided by ``num_replicas_in_sync``, so the summed
+gradients are those of the mean over the global batch (training batches are
+complete, so replicas hold equal shares; GMCNN's ``ae`` term, normalised
+per replica by the known area, is the one exception and is off by default).
+
+Randomness inside the steps (the gradient penalty's interpolation weights)
+is stateless, keyed on ``(seed, step, critic update)`` and drawn for the
+global batch, each replica taking its share, so one device and N replicas
+see the same numbers.
+
+Mixed precision (``train.mixed_precision``, for GPUs): both optimisers are
+wrapped in a ``LossScaleOptimizer``; losses, critic scores and the
+contextual attention (softmax included) are computed in float32.
+
+With a reweighter the generator update is the reweighter's (AWA reads a
+second, guidance batch); its weights and values are returned with the
+terms.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import math
+from typing import Any, Dict, Mapping, Optional
+
+import tensorflow as tf
+
+from inpaint_tf import config as config_lib
+from inpaint_tf.keras_api import keras
+from inpaint_tf.training import task as task_lib
+
+
+class NonFiniteLossError(RuntimeError):
+  """A loss term or gradient norm became NaN or infinite."""
+
+  def __init__(self, term: str, value: float, step: int,
+               checkpoint: Optional[str]):
+    self.term = term
+    self.value = value
+    self.step = step
+    self.checkpoint = checkpoint
+    kept = (f'last good checkpoint: {checkpoint}' if checkpoint
+            else 'no checkpoint was written')
+    kind = 'gradient norm' if term.endswith('grad_norm') else 'loss term'
+    super().__init__(f'non-finite {kind} {term!r} ({value}) at step '
+                     f'{step}; training stopped, {kept}')
+
+
+def check_finite(scalars: Mapping[str, float], step: int,
+                 checkpoint: Optional[str], mixed_precision: bool) -> None:
+  """Raises ``NonFiniteLossError`` for the first NaN/inf in ``scalars``.
+
+  With loss scaling an overflowing gradient norm is expected now and then
+  (the optimiser skips the update and lowers the scale), so gradient norms
+  are not checked under mixed precision.
+  """
+  for name, value in scalars.items():
+    if not math.isfinite(value) and not (
+        mixed_precision and name.endswith('grad_norm')):
+      raise NonFiniteLossError(name, value, step, checkpoint)
+
+
+def _summaries(terms, total, total_name, grad_norm, grad_name):
+  out = {}
+  for name, term in terms.items():
+    out[name] = tf.cast(term.value, tf.float32)
+    out[f'{name}/weight'] = tf.cast(term.weight, tf.float32)
+  out[total_name] = tf.cast(total, tf.float32)
+  out[grad_name] = grad_norm
+  return out
+
+
+class TrainSteps:
+  """The optimisers and the compiled, distributed update steps of a task.
+
+  Build under the strategy's scope (the optimisers' slots are made here).
+
+  Args:
+    task: the ``InpaintingTask``.
+    strategy: its ``tf.distribute.Strategy``.
+    config: the experiment (optimizer, train).
+  """
+
+  def __init__(self, task: task_lib.InpaintingTask,
+               strategy: tf.distribute.Strategy,
+               config: config_lib.ExperimentConfig):
+    self.task = task
+    self.strategy = strategy
+    self.config = config
+    self.mixed_precision = config.train.mixed_precision
+    self.global_batch_size = config.train.batch_size
+    self.num_replicas = strategy.num_replicas_in_sync
+    self.g_optimizer = self._make_optimizer()
+    self.d_optimizer = self._make_optimizer()
+    # Slots exist before a restore, so it fills them at once.
+    self.g_optimizer.build(task.generator.trainable_variables)
+    self.d_optimizer.build(task.critic_variables)
+    # The steps hold no tensor-dependent Python control flow; without
+    # AutoGraph conversion they trace several times faster.
+    self._critic_fn = tf.function(self._distributed_critic_step,
+                                  autograph=False)
+    self._generator_fns = {
+        adversarial: tf.function(
+            functools.partial(self._distributed_generator_step,
+                              adversarial=adversarial), autograph=False)
+        for adversarial in (False, True)}
+
+  def _make_optimizer(self) -> keras.optimizers.Optimizer:
+    o = self.config.optimizer
+    optimizer = keras.optimizers.Adam(
+        learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2)
+    if self.mixed_precision:
+      optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return optimizer
+
+  def set_learning_rate(self, rate: float) -> None:
+    """Sets the rate of both optimisers."""
+    for optimizer in (self.g_optimizer, self.d_optimizer):
+      optimizer.learning_rate.assign(rate)
+
+  def critic_step(self, batch, seed_index: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """One update of both critics on a global (or distributed) batch.
+
+    Args:
+      batch: ``{'image', 'mask'}``.
+      seed_index: int64 scalar keying the penalty's interpolation weights.
+
+    Returns:
+      Scalars: raw terms, ``<term>/weight``, ``d_total``, ``d_grad_norm``.
+    """
+    return self._critic_fn(batch, seed_index)
+
+  def generator_step(self, batch, guidance, adversarial: bool
+                     ) -> Dict[str, tf.Tensor]:
+    """One generator update (see ``Trainer.generator_step``)."""
+    return self._generator_fns[bool(adversarial)](batch, guidance)
+
+  # -- replica functions ---------------------------------------------------
+
+  def _alpha(self, seed_index: tf.Tensor, stream: int) -> tf.Tensor:
+    """This replica's share of the per-sample interpolation weights, [b]."""
+    seed = tf.stack([tf.constant(self.config.train.seed, tf.int64),
+                     seed_index * 2 + stream])
+    alpha = tf.random.stateless_uniform([self.global_batch_size], seed=seed)
+    share = self.global_batch_size // self.num_replicas
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    return alpha[replica * share:(replica + 1) * share]
+
+  def _scaled(self, optimizer, total: tf.Tensor) -> tf.Tensor:
+    """Per-replica mean -> its share of the global-batch mean (loss-scaled)."""
+    scaled = total / tf.cast(self.num_replicas, total.dtype)
+    if self.mixed_precision:
+      scaled = optimizer.get_scaled_loss(scaled)
+    return scaled
+
+  def _apply(self, optimizer, grads, variables) -> tf.Tensor:
+    """Sums the replicas' gradients, applies them; returns their norm."""
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    grads = [g for g, _ in pairs]
+    # Summed here rather than inside apply_gradients, so that the logged
+    # norm is that of the global-batch gradient.
+    grads = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, grads)
+    if self.mixed_precision:
+      grads = optimizer.get_unscaled_gradients(grads)
+    optimizer.apply_gradients(zip(grads, [v for _, v in pairs]),
+                              skip_gradients_aggregation=True)
+    return tf.linalg.global_norm(grads)
+
+  def _critic_step_fn(self, images, masks, seed_index):
+    completed = self.task.completed(images, masks)
+    variables = self.task.critic_variables
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(variables)
+      terms = self.task.critic_terms(
+          images, masks, completed,
+          (self._alpha(seed_index, 0), self._alpha(seed_index, 1)))
+      total = tf.add_n([t.value * t.weight for t in terms.values()])
+      scaled = self._scaled(self.d_optimizer, total)
+    grad_norm = self._apply(self.d_optimizer, tape.gradient(scaled, variables),
+                            variables)
+    return _summaries(terms, total, 'd_total', grad_norm, 'd_grad_norm')
+
+  def _generator_step_fn(self, images, masks, guidance, adversarial):
+    task = self.task
+    variables = task.generator.trainable_variables
+    if task.reweighter is None:
+      with tf.GradientTape() as tape:
+        terms, _, _ = task.generator_terms(images, masks, adversarial)
+        total = task_lib.weighted_sum(terms)
+        scaled = self._scaled(self.g_optimizer, total)
+      grad_norm = self._apply(self.g_optimizer,
+                              tape.gradient(scaled, variables), variables)
+      return _summaries(terms, total, 'g_total', grad_norm, 'g_grad_norm')
+
+    def loss_fn(batch):
+      # Replica batch means, as on one device: the reweighter scales them.
+      batch_images, batch_masks = batch
+      terms, pred, _ = task.generator_terms(batch_images, batch_masks,
+                                            adversarial)
+      aux = task.auxiliary.terms(pred, batch_images, batch_masks)
+      return task_lib.weighted_sum(terms), aux, terms
+
+    result = task.reweighter.step(loss_fn, (images, masks), guidance)
+    grad_norm = self._apply(self.g_optimizer, result.gradients, variables)
+    terms = collections.OrderedDict(result.outputs)
+    for j, name in enumerate(task.auxiliary_names):
+      terms[name] = task_lib.LossTerm(result.aux_terms[j], result.weights[j])
+    out = _summaries(terms, result.total_loss, 'g_total', grad_norm,
+                     'g_grad_norm')
+    for name, value in result.scalars.items():
+      if not name.startswith('w_'):  # The weights are logged with the terms.
+        out[f'reweight/{name}'] = tf.cast(value, tf.float32)
+    return out
+
+  # -- cross-replica -------------------------------------------------------
+
+  def _reduce(self, per_replica: Dict[str, Any]) -> Dict[str, tf.Tensor]:
+    # Replica values are means over equal shares of the global batch.
+    return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+            for k, v in per_replica.items()}
+
+  def _distributed_critic_step(self, batch, seed_index):
+    return self._reduce(self.strategy.run(
+        self._critic_step_fn, args=(batch['image'], batch['mask'],
+                                    seed_index)))
+
+  def _distributed_generator_step(self, batch, guidance, adversarial):
+    if guidance is not None:
+      guidance = (guidance['image'], guidance['mask'])
+    return self._reduce(self.strategy.run(
+        self._generator_step_fn,
+        args=(batch['image'], batch['mask'], guidance, adversarial)))
