@@ -38,9 +38,9 @@ STRATEGIES = ('default', 'mirrored', 'multi_worker')
 PAPER_IMAGE_SIZE = 256
 
 
-def _field(default: Any, help: str, *, choices: Optional[Tuple[str, ...]] = None,
-           scaled: bool = False, resumable: bool = False,
-           minimum: Optional[float] = None) -> Any:
+def _field(default: Any, help: str, *,
+           choices: Optional[Tuple[str, ...]] = None, scaled: bool = False,
+           resumable: bool = False, minimum: Optional[float] = None) -> Any:
   """A config field with its flag's help text and constraints.
 
   Args:
@@ -366,7 +366,8 @@ class ExperimentConfig:
     size = self.train.image_size
     return self.replace(**{
         f.name: scaled_size(self.value(f.name), size)
-        for _, f in fields() if f.metadata['scaled'] and f.name not in explicit})
+        for _, f in fields()
+        if f.metadata['scaled'] and f.name not in explicit})
 
   def value(self, name: str) -> Any:
     """The value of the field called ``name``."""

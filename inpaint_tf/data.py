@@ -42,7 +42,8 @@ import functools
 import importlib.resources
 import os
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (Callable, Dict, List, Optional, Sequence, Tuple, TypeVar,
+                    Union)
 
 from absl import logging
 import numpy as np

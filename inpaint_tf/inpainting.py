@@ -22,7 +22,7 @@ from inpaint_tf import run_dir
 
 
 def load_model(saved_model_dir: Union[str, None] = None,
-                      checkpoint_dir: Union[str, None] = None):
+               checkpoint_dir: Union[str, None] = None):
   """Loads the model used by ``inpaint`` from exactly one of two sources.
 
   Args:

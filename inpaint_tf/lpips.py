@@ -49,8 +49,8 @@ _TORCH_INDEX = dict(zip(vgg.conv_names(5), (0, 2, 5, 7, 10, 12, 14, 17, 19,
 _CONVS = tuple((name, filters, _TORCH_INDEX[name])
                for convs in vgg.BLOCKS for name, filters in convs)
 # The activations LPIPS compares: each block's last ReLU (relu1_2 ...).
-_TAPS = tuple(len([c for convs in vgg.BLOCKS[:b + 1] for c in convs]) + b - 1
-              for b in range(len(vgg.BLOCKS)))
+_TAPS = tuple(vgg.output_names(len(vgg.BLOCKS), last_pool=False).index(
+    convs[-1][0]) for convs in vgg.BLOCKS)
 
 
 def expected_arrays() -> Dict[str, Tuple[int, ...]]:

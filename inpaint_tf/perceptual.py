@@ -38,8 +38,6 @@ from inpaint_tf import vgg
 TERM_NAMES = ('perc_1', 'perc_2', 'perc_3', 'style_1', 'style_2', 'style_3')
 # Column names of the weights CSV (``step`` first), see tools/plot_weights.py.
 WEIGHT_NAMES = tuple('w_' + n for n in TERM_NAMES)
-# VGG-16 layers of the terms: its first three max-pooling layers.
-FEATURE_LAYERS = vgg.FEATURE_LAYERS
 
 
 def gram_matrix(features: tf.Tensor) -> tf.Tensor:
@@ -154,10 +152,10 @@ class TunableAuxiliaryLoss(tf.Module):
   """TPL + TSL: six VGG terms weighted by a ``reweighting.TunableWeights``.
 
   ``terms(pred, gt, mask)`` gives the six unweighted scalar terms (an
-  :class:`AuxiliaryTerms`) that the reweighters (``inpaint_tf.reweighting``) take
-  from a ``loss_fn``; calling the object gives the
-  weighted sum ``sum_j w_j * term_j`` (the standard perceptual + style
-  losses while ``phi`` keeps its initial value).
+  :class:`AuxiliaryTerms`) that the reweighters (``inpaint_tf.reweighting``)
+  take from a ``loss_fn``; calling the object gives the weighted sum
+  ``sum_j w_j * term_j`` (the standard perceptual + style losses while
+  ``phi`` keeps its initial value).
 
   Args:
     tunable: the six weights (``reweighting.tpl_tsl_weights``).

@@ -30,7 +30,7 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def read_weights_csv(path: str) -> Tuple[np.ndarray, np.ndarray,
-                                          Tuple[str, ...]]:
+                                         Tuple[str, ...]]:
   """Reads the weights CSV.
 
   Args:

@@ -1,4 +1,4 @@
-"""VGG-16: its layers, and the frozen feature extractor of the perceptual losses.
+"""VGG-16: its layers, and the frozen feature extractor of perceptual losses.
 
 ``network(num_blocks)`` builds the first blocks of Keras' VGG-16 (layer
 names as in ``keras.applications.VGG16``, so its weight files load by
@@ -46,6 +46,21 @@ def conv_names(num_blocks: int) -> List[str]:
   return [name for convs in BLOCKS[:num_blocks] for name, _ in convs]
 
 
+def output_names(num_blocks: int, last_pool: bool = True) -> List[str]:
+  """Layer names of ``network``'s outputs, in order.
+
+  Each block's convolutions (``block<n>_conv<k>``, their ReLU outputs),
+  then its pool (``block<n>_pool``), which ``last_pool=False`` leaves out of
+  the last block.
+  """
+  names = []
+  for block, convs in enumerate(BLOCKS[:num_blocks], start=1):
+    names += [name for name, _ in convs]
+    if block < num_blocks or last_pool:
+      names.append(f'block{block}_pool')
+  return names
+
+
 def network(num_blocks: int, name: str, last_pool: bool = True
             ) -> keras.Model:
   """The first ``num_blocks`` VGG-16 blocks, frozen, float32.
@@ -57,21 +72,21 @@ def network(num_blocks: int, name: str, last_pool: bool = True
 
   Returns:
     A ``keras.Model`` from [B,H,W,3] float32 (preprocessed as the weights
-    expect) to the list of every activation in order: each convolution's
-    ReLU output, then the block's pool.
+    expect) to the list of every activation, the outputs of the layers
+    ``output_names(num_blocks, last_pool)``.
   """
+  filters = dict(conv for convs in BLOCKS for conv in convs)
   inputs = keras.Input((None, None, 3), dtype=tf.float32)
   x = inputs
   outputs = []
-  for block, convs in enumerate(BLOCKS[:num_blocks], start=1):
-    for conv, filters in convs:
-      x = keras.layers.Conv2D(filters, 3, padding='same', activation='relu',
-                              name=conv, dtype='float32')(x)
-      outputs.append(x)
-    if block < num_blocks or last_pool:
-      x = keras.layers.MaxPool2D(2, 2, name=f'block{block}_pool',
-                                 dtype='float32')(x)
-      outputs.append(x)
+  for layer in output_names(num_blocks, last_pool):
+    if layer in filters:
+      x = keras.layers.Conv2D(filters[layer], 3, padding='same',
+                              activation='relu', name=layer,
+                              dtype='float32')(x)
+    else:
+      x = keras.layers.MaxPool2D(2, 2, name=layer, dtype='float32')(x)
+    outputs.append(x)
   model = keras.Model(inputs, outputs, name=name)
   model.trainable = False
   return model
@@ -129,9 +144,8 @@ class VGGFeatures(keras.layers.Layer):
           cache_file=VGG16_NOTOP_FILE, url=VGG16_NOTOP_URL)
     # Every activation is an output, for ``jvp``; ``call`` keeps the pools.
     self._network = network(FEATURE_BLOCKS, 'vgg16_blocks1to3')
-    sizes = [len(convs) + 1 for convs in BLOCKS[:FEATURE_BLOCKS]]
-    self._pool_indices = tuple(sum(sizes[:b + 1]) - 1
-                               for b in range(FEATURE_BLOCKS))
+    names = output_names(FEATURE_BLOCKS)
+    self._feature_indices = tuple(names.index(n) for n in FEATURE_LAYERS)
     if path is not None:
       _check_h5_layers(path, conv_names(FEATURE_BLOCKS))
       self._network.load_weights(path, by_name=True)
@@ -153,7 +167,7 @@ class VGGFeatures(keras.layers.Layer):
     """
     ops.check_tensor('images', images, 4, '[B,H,W,3] float in [-1,1]', 3)
     activations = tuple(self._network(self._preprocess(images)))
-    return tuple(activations[i] for i in self._pool_indices), activations
+    return tuple(activations[i] for i in self._feature_indices), activations
 
   def call(self, images: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Features of ``images``.

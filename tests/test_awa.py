@@ -35,7 +35,7 @@ class TinyGenerator(keras.Model):
   def __init__(self, hidden=4):
     super().__init__()
     self.hidden = keras.layers.Conv2D(hidden, 3, padding='same',
-                                         activation='elu')
+                                      activation='elu')
     self.output_layer = keras.layers.Conv2D(3, 3, padding='same')
 
   def call(self, inputs, training=None):
@@ -203,7 +203,7 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
                          ('fixed', AWAConfig())):
       gen, aux = self._setup(seed=5)
       reweighter = reweighting.make_reweighter(name, aux.tunable, gen, config,
-                                       lookahead_lr=1e-3)
+                                               lookahead_lr=1e-3)
       results.append(reweighter.step(self._loss_fn(gen, aux, True),
                                      self.batch, self.guidance_batch))
     exact, reused, fixed = results
@@ -289,7 +289,7 @@ class ToyProblemTest(tf.test.TestCase):
     self.masks = tf.constant(masks)
     self.gen = make_tiny(6, size=self.size, hidden=8, std=0.1)
     self.tunable = reweighting.TunableWeights([1.0, 1.0], [3.0, 3.0],
-                                             names=('helpful', 'hurtful'))
+                                              names=('helpful', 'hurtful'))
 
   def loss_fn(self, batch):
     images, masks = batch
@@ -305,7 +305,7 @@ class ToyProblemTest(tf.test.TestCase):
 
   def train(self, reweighter, steps, lr=0.2):
     step_fn = _generator_step(reweighter, self.loss_fn,
-                                      keras.optimizers.SGD(lr))
+                              keras.optimizers.SGD(lr))
     results = []
     for step in range(steps):
       result = step_fn(self.sample(step, 0), self.sample(step, 1))
@@ -378,7 +378,7 @@ class ToyProblemTest(tf.test.TestCase):
     # With the generator frozen the norms stay put and the weighted norms
     # must approach their common target.
     step_fn = _generator_step(reweighter, self.loss_fn,
-                                      keras.optimizers.SGD(0.0))
+                              keras.optimizers.SGD(0.0))
     losses = [float(step_fn(batch).scalars['gradnorm_loss'])
               for _ in range(200)]
     self.assertLess(losses[-1], 0.95 * losses[0])
@@ -403,8 +403,8 @@ class ToyProblemTest(tf.test.TestCase):
         loss = (tf.reduce_mean(tf.abs(pred - images)) +
                 base[0] * tf.reduce_mean(tf.square(pred - images) * masks) +
                 base[1] * tf.reduce_mean(tf.square(pred + images) * masks))
-      twin_opt.apply_gradients(zip(tape.gradient(loss, twin.trainable_variables),
-                                   twin.trainable_variables))
+      grads = tape.gradient(loss, twin.trainable_variables)
+      twin_opt.apply_gradients(zip(grads, twin.trainable_variables))
       self.assertAllClose([history[step]['w_helpful'],
                            history[step]['w_hurtful']], base, rtol=1e-6)
     self.assertAllEqual(self.tunable.phi, phi)
@@ -423,7 +423,8 @@ class InterfaceTest(tf.test.TestCase):
   def test_factory_covers_every_name(self):
     for name in config_lib.REWEIGHTERS:
       config = AWAConfig(guidance='mae')
-      reweighter = reweighting.make_reweighter(name, self.tunable, self.gen, config)
+      reweighter = reweighting.make_reweighter(name, self.tunable, self.gen,
+                                               config)
       self.assertIsInstance(reweighter, reweighting.Reweighter)
       self.assertEqual(reweighter.uses_guidance, name == 'awa')
       self.assertEqual(reweighter.weights().shape, (1,))
@@ -444,7 +445,7 @@ class InterfaceTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, 'output_layer'):
       reweighting.make_reweighter('gradsim', self.tunable, plain)
     reweighter = reweighting.make_reweighter('awa', self.tunable, self.gen,
-                                     AWAConfig(guidance='mae'))
+                                             AWAConfig(guidance='mae'))
     loss_fn = lambda batch: (tf.constant(0.0), (tf.constant(1.0),), None)
     with self.assertRaisesRegex(ValueError, 'guidance_batch: '):
       reweighter.step(loss_fn, make_batch(0, size=16))
@@ -459,13 +460,14 @@ class InterfaceTest(tf.test.TestCase):
       return tf.reduce_mean(tf.abs(pred - images)), (
           tf.reduce_mean(tf.abs(pred - images) * masks),), pred
     reweighter = reweighting.make_reweighter('awa', self.tunable, self.gen,
-                                     AWAConfig(guidance='mae'))
+                                             AWAConfig(guidance='mae'))
     reweighter.step(loss_fn, make_batch(0, size=16), make_batch(1, size=16))
     path = tf.train.Checkpoint(reweighter=reweighter).save(
         os.path.join(self.get_temp_dir(), 'ckpt'))
     other_tunable = reweighting.TunableWeights([1.0], [3.0])
-    other = reweighting.make_reweighter('awa', other_tunable, make_tiny(9, size=16),
-                                AWAConfig(guidance='mae'))
+    other = reweighting.make_reweighter('awa', other_tunable,
+                                        make_tiny(9, size=16),
+                                        AWAConfig(guidance='mae'))
     tf.train.Checkpoint(reweighter=other).restore(path).assert_consumed()
     self.assertAllEqual(other_tunable.phi, self.tunable.phi)
     self.assertEqual(int(other.optimizer.iterations), 1)

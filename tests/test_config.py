@@ -1,4 +1,4 @@
-"""Tests of inpaint_tf.config and inpaint_tf.config_flags (one experiment config)."""
+"""Tests of inpaint_tf.config and inpaint_tf.config_flags (ExperimentConfig)."""
 
 import dataclasses
 import json

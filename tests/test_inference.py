@@ -168,8 +168,8 @@ class GeneratorInpaintTest(tf.test.TestCase):
     out_path = os.path.join(folder, 'sub', 'out.png')
     grid_path = os.path.join(folder, 'grid.jpg')
     result = inpainting.inpaint_files(image_path, mask_path, out_path,
-                                     checkpoint_dir=self.run_dir,
-                                     grid_path=grid_path)
+                                      checkpoint_dir=self.run_dir,
+                                      grid_path=grid_path)
     hole = rgba[..., :1] != 0
     self.assertAllEqual(result, inference.inpaint(self.gen, image, hole))
     self.assertAllEqual(image_io.load_image(out_path), result)
@@ -180,8 +180,8 @@ class GeneratorInpaintTest(tf.test.TestCase):
     empty = util.write_png(os.path.join(folder, 'empty.png'),
                            np.zeros((h, w, 1), np.uint8))
     same = inpainting.inpaint_files(image_path, empty,
-                                   os.path.join(folder, 'same.png'),
-                                   checkpoint_dir='/nonexistent')
+                                    os.path.join(folder, 'same.png'),
+                                    checkpoint_dir='/nonexistent')
     self.assertAllEqual(same, image)
 
     # Bad input: one ValueError, nothing written.
@@ -209,12 +209,12 @@ class GeneratorInpaintTest(tf.test.TestCase):
           with self.assertRaisesRegex(ValueError,
                                       f'^{name}: expected .*{reason}'):
             inpainting.inpaint_files(paths['image'], paths['mask'],
-                                    os.path.join(folder, 'bad.png'),
-                                    checkpoint_dir=self.run_dir)
+                                     os.path.join(folder, 'bad.png'),
+                                     checkpoint_dir=self.run_dir)
     with self.assertRaisesRegex(ValueError, r'^mask: expected a 20x26 mask'):
       inpainting.inpaint_files(image_path, small,
-                              os.path.join(folder, 'bad.png'),
-                              checkpoint_dir=self.run_dir)
+                               os.path.join(folder, 'bad.png'),
+                               checkpoint_dir=self.run_dir)
     for output, grid, name in ((folder, None, 'output'),
                                (out_path, os.path.join(folder, 'sub'),
                                 'grid')):
@@ -222,11 +222,11 @@ class GeneratorInpaintTest(tf.test.TestCase):
                                   f'^{name}: expected a file name, got the '
                                   'directory'):
         inpainting.inpaint_files(image_path, mask_path, output,
-                                checkpoint_dir=self.run_dir, grid_path=grid)
+                                 checkpoint_dir=self.run_dir, grid_path=grid)
     with self.assertRaisesRegex(ValueError, 'output: expected a .png'):
       inpainting.inpaint_files(image_path, mask_path,
-                              os.path.join(folder, 'bad.tif'),
-                              checkpoint_dir=self.run_dir)
+                               os.path.join(folder, 'bad.tif'),
+                               checkpoint_dir=self.run_dir)
     with self.assertRaisesRegex(ValueError, 'exactly one'):
       inpainting.inpaint_files(image_path, mask_path, out_path)
     self.assertEqual(sorted(os.listdir(folder)), before)

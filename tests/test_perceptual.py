@@ -47,7 +47,7 @@ class VGGFeaturesTest(tf.test.TestCase):
     pred, _, _ = _images(0, (2, 32, 48))
     reference = keras.Model(
         keras_vgg.input,
-        [keras_vgg.get_layer(n).output for n in perceptual.FEATURE_LAYERS])(
+        [keras_vgg.get_layer(n).output for n in vgg_lib.FEATURE_LAYERS])(
             keras.applications.vgg16.preprocess_input((pred + 1.0) * 127.5))
     got = vgg(pred)
     for g, r, c, s in zip(got, reference, (64, 128, 256), (2, 4, 8)):

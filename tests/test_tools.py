@@ -258,7 +258,7 @@ class CliTest(tf.test.TestCase):
     other = os.path.join(folder, 'other_run')  # gepenet config, snet weights.
     util.make_run_dir(other, self.gen)
     run_dir_lib.save_generator_config(models.build_generator('gepenet', cnum=4),
-                                 other)
+                                      other)
     garbage_model = os.path.join(folder, 'garbage_model')
     os.makedirs(garbage_model)
     with open(os.path.join(garbage_model, 'saved_model.pb'), 'w') as f:

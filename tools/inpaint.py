@@ -42,9 +42,9 @@ def main(argv):
   _cli.exactly_one(saved_model=FLAGS.saved_model,
                    checkpoint_dir=FLAGS.checkpoint_dir)
   inpainting.inpaint_files(FLAGS.image, FLAGS.mask, FLAGS.output,
-                          saved_model_dir=FLAGS.saved_model,
-                          checkpoint_dir=FLAGS.checkpoint_dir,
-                          grid_path=FLAGS.grid, pad_mode=FLAGS.pad_mode)
+                           saved_model_dir=FLAGS.saved_model,
+                           checkpoint_dir=FLAGS.checkpoint_dir,
+                           grid_path=FLAGS.grid, pad_mode=FLAGS.pad_mode)
   print(f'wrote {FLAGS.output}' + (f' and {FLAGS.grid}' if FLAGS.grid else ''))
 
 

@@ -32,10 +32,12 @@ the decision one device would take on the global batch.
 
 Usage (as in ``training.task`` and ``training.steps``)::
 
-    aux = perceptual.TunableAuxiliaryLoss(vgg_weights=config.vgg_weights)
+    aux = perceptual.TunableAuxiliaryLoss(
+        reweighting.tpl_tsl_weights(config.awa),
+        vgg_weights=config.losses.vgg_weights)
     reweighter = reweighting.make_reweighter(
-        'awa', aux.tunable, generator, config=awa_config,
-        lookahead_lr=g_lr, lpips_weights=config.lpips_weights)
+        'awa', aux.tunable, generator, config.awa,
+        lookahead_lr=config.optimizer.learning_rate)
 
     def loss_fn(batch):
       images, masks = batch
@@ -51,8 +53,9 @@ Usage (as in ``training.task`` and ``training.steps``)::
       return result          # .weights [6] for the CSV / TensorBoard
 
 ``step`` updates the weights and returns the generator's gradient with the
-new weights from the same forward pass. Checkpoint the reweighter itself (``phi``, optimizer state,
-running statistics); it does not hold the VGG or LPIPS networks.
+new weights from the same forward pass. Checkpoint the reweighter itself
+(``phi``, optimizer state, running statistics); it does not hold the VGG or
+LPIPS networks.
 
 AWA (``AWAReweighter``), per step:
 

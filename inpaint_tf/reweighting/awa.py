@@ -120,7 +120,8 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
                 tape, main, terms, w, variables, unconnected=base.ZERO))
           visited.append((tape, raw_terms))
         else:
-          g_main, g_terms = base.per_term_gradients(tape, main, terms, variables)
+          g_main, g_terms = base.per_term_gradients(tape, main, terms,
+                                                    variables)
           direction = [gm + tf.add_n([w[j] * g_terms[j][i]
                                       for j in range(self.num_terms)])
                        for i, gm in enumerate(g_main)]
@@ -140,8 +141,8 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
       base.assign(variables, theta)
     if fast:
       products = tf.add_n([
-          tf.cast(raw.directional_derivatives(
-              base.output_tangent(t, raw.pred, variables, g_metric)), tf.float32)
+          tf.cast(raw.directional_derivatives(base.output_tangent(
+              t, raw.pred, variables, g_metric)), tf.float32)
           for t, raw in visited])
       products = base.sum_over_replicas(products)
     else:

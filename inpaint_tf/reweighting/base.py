@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 import tensorflow as tf
 
@@ -63,7 +64,7 @@ def sum_over_replicas(value):
 
 
 def assign(variables: Sequence[tf.Variable],
-            values: Sequence[tf.Tensor]) -> None:
+           values: Sequence[tf.Tensor]) -> None:
   """Assigns ``values`` (the same on every replica) to ``variables``."""
   ctx = replica_context()
   if ctx.num_replicas_in_sync == 1:
@@ -158,7 +159,7 @@ def gradient_list(tape, target, variables) -> List[tf.Tensor]:
 
 
 def weighted_gradients(tape, main, terms, weights, variables,
-                        unconnected=tf.UnconnectedGradients.NONE):
+                       unconnected=tf.UnconnectedGradients.NONE):
   """Gradient of ``main + sum_j weights[j] * terms[j]`` in one backward pass."""
   seeds = [tf.ones_like(main)] + [tf.cast(weights[j], t.dtype)
                                   for j, t in enumerate(terms)]

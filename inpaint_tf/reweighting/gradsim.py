@@ -31,8 +31,9 @@ class GradSimReweighter(base.Reweighter):
     g_main, g_terms = base.per_term_gradients(
         forward.tape, forward.main, forward.terms, self.selected_variables())
     n_main = base.norm(g_main)
-    cosines = tf.stack([base.dot(g_main, g) / tf.maximum(n_main * base.norm(g), base.EPS)
-                        for g in g_terms])
+    cosines = tf.stack([
+        base.dot(g_main, g) / tf.maximum(n_main * base.norm(g), base.EPS)
+        for g in g_terms])
     self.gates.assign(tf.cast(cosines >= 0.0, tf.float32))
     return {f'cos_{name}': cosines[j]
             for j, name in enumerate(self.tunable.names)}

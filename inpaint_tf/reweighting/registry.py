@@ -59,8 +59,7 @@ def make_reweighter(name: str, tunable: TunableWeights,
                     generator: keras.Model,
                     config: AWAConfig = AWAConfig(), *,
                     lookahead_lr: float = _LOOKAHEAD_LR,
-                    lpips: Optional[lpips_lib.LPIPS] = None,
-                    lpips_weights: Optional[str] = None) -> Reweighter:
+                    lpips: Optional[lpips_lib.LPIPS] = None) -> Reweighter:
   """Builds the reweighter ``name`` (one of ``config.REWEIGHTERS``).
 
   Create it under the strategy's scope when training with one.
@@ -71,8 +70,8 @@ def make_reweighter(name: str, tunable: TunableWeights,
     generator: the (built) generator.
     config: ``AWAConfig``.
     lookahead_lr: AWA's look-ahead step, the generator's learning rate.
-    lpips: LPIPS network for AWA's LPIPS guidance; or
-    lpips_weights: path of the LPIPS ``.npz`` to build it from.
+    lpips: LPIPS network for AWA's LPIPS guidance (default: built from
+      ``config.lpips_weights``).
 
   Returns:
     A ``base.Reweighter``.
@@ -83,6 +82,6 @@ def make_reweighter(name: str, tunable: TunableWeights,
   if name != 'awa':
     return _CLASSES[name](tunable, generator, variables, config)
   if config.guidance == 'lpips' and lpips is None:
-    lpips = lpips_lib.LPIPS(weights=lpips_weights)
+    lpips = lpips_lib.LPIPS(weights=config.lpips_weights)
   return AWAReweighter(tunable, generator, variables, config, lpips=lpips,
                        lookahead_lr=lookahead_lr)

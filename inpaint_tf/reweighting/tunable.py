@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import perceptual
+from inpaint_tf import vgg
 from inpaint_tf.config import AWAConfig
 
 
@@ -57,7 +58,7 @@ class TunableWeights(tf.Module):
 
 def tpl_tsl_weights(config: AWAConfig = AWAConfig()) -> TunableWeights:
   """The six TPL/TSL weights with the authors' bases and scales."""
-  n = len(perceptual.FEATURE_LAYERS)
+  n = len(vgg.FEATURE_LAYERS)
   return TunableWeights(
       base=[config.perceptual_base] * n + [config.style_base] * n,
       scale=[config.perceptual_scale] * n + [config.style_scale] * n,

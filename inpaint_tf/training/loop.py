@@ -444,8 +444,9 @@ class Trainer:
     try:
       while step < max_steps:
         batches_before = int(self.batches.numpy())
-        traced = phase != self.is_adversarial(step)
-        phase = self.is_adversarial(step)
+        adversarial = self.is_adversarial(step)
+        traced = phase != adversarial
+        phase = adversarial
         if traced:
           recent.clear()
         t0 = time.perf_counter()
@@ -485,7 +486,7 @@ class Trainer:
           if not saved:
             self.save()
           raise process.TrainingInterrupted(self._stop_signal, step,
-                                    self.manager.latest_checkpoint)
+                                            self.manager.latest_checkpoint)
     finally:
       if bar is not None:
         bar.close()

@@ -68,8 +68,7 @@ class InpaintingTask:
           vgg_weights=config.losses.vgg_weights)
       self.reweighter = reweighting.make_reweighter(
           config.awa.reweight, self.auxiliary.tunable, self.generator,
-          config.awa, lookahead_lr=config.optimizer.learning_rate,
-          lpips_weights=config.awa.lpips_weights)
+          config.awa, lookahead_lr=config.optimizer.learning_rate)
 
   @property
   def critic_variables(self):
