@@ -99,6 +99,13 @@ class AttentionConfig(_Section):
                                           'softmax scale.')
   attention_fuse: bool = _field(True, 'Fuse contextual attention scores '
                                 '(DeepFill).')
+  # The generator keeps p's output only inside the hole; computing only
+  # there gives the same values with time and memory that follow the hole
+  # (layers/query_attention.py). The full computation compiles with XLA.
+  attention_hole_only: bool = _field(
+      True, 'Compute contextual attention only inside the hole (same '
+      'values; memory grows with the image, not its square). False computes '
+      'every position, which XLA can compile.', resumable=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -244,3 +244,132 @@ def test_matches_per_sample_reference_structure(rate, fuse):
                                              fuse=fuse)
   np.testing.assert_allclose(layer(x, x, mask).numpy(), expected.numpy(),
                              atol=TOLERANCE)
+
+
+def _scatter(shape, fraction, seed):
+  rng = np.random.default_rng(seed)
+  return (rng.uniform(size=shape[:3] + (1,)) < fraction).astype(np.float32)
+
+
+def _reference_inputs():
+  """Every reference case: (name, layer params, f, b, mask)."""
+  golden = np.load(os.path.join(DATA, 'golden_tf1_reference.npz'))
+  cases = [(name, golden[name + '_params'], golden[name + '_f'],
+            golden[name + '_b'], golden[name + '_mask'])
+           for name in ('ca0', 'ca1')]
+  cases += [(name, case['params'], case['f'], case['b'], case['mask'])
+            for name, case in CASES]
+  return cases
+
+
+REFERENCE_INPUTS = _reference_inputs()
+
+
+@pytest.mark.parametrize('query', ['hole', 'scatter'])
+@pytest.mark.parametrize('name,params,f,b,mask', REFERENCE_INPUTS,
+                         ids=[c[0] for c in REFERENCE_INPUTS])
+def test_query_mask_equals_full_layer(name, params, f, b, mask, query):
+  """At queried positions the query path equals the full layer; else 0."""
+  del name
+  if query == 'hole':
+    q = np.broadcast_to(mask, f.shape[:3] + (1,)).astype(np.float32)
+  else:
+    q = _scatter(f.shape, 0.2, seed=f.shape[1])
+  # A small chunk makes several chunks per sample.
+  layer = _layer_from_params(params, chunk_size=5)
+  same = np.array_equal(f, b)
+  ft = tf.constant(f)
+  bt = ft if same else tf.constant(b)
+  full = layer(ft, bt, mask).numpy()
+  y = layer(ft, bt, mask, query_mask=q).numpy()
+  np.testing.assert_allclose(y * q, full * q, atol=1e-5, rtol=0)
+  np.testing.assert_array_equal(y * (1 - q), 0.)
+
+
+def test_query_mask_chunk_size_and_broadcast_do_not_change_values():
+  case = dict(CASES)['rate2_fuse']
+  f, mask = case['f'], case['mask']
+  q = _scatter(f.shape, 0.3, seed=3)[:1]
+  results = [_layer_from_params(case['params'], chunk_size=c)(
+      f, f, mask, query_mask=q).numpy() for c in (1, 7, 4096)]
+  for other in results[1:]:
+    np.testing.assert_allclose(other, results[0], atol=1e-6, rtol=0)
+  # A [1,H,W,1] query applies to every sample.
+  tiled = np.repeat(q, f.shape[0], axis=0)
+  np.testing.assert_array_equal(
+      _layer_from_params(case['params'], chunk_size=7)(
+          f, f, mask, query_mask=tiled).numpy(), results[1])
+
+
+def test_query_mask_without_queries_gives_zeros():
+  x = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
+  y = ContextualAttention(rate=2)(x, x, None, query_mask=np.zeros((2, 8, 8, 1)))
+  np.testing.assert_array_equal(y.numpy(), 0.)
+
+
+@pytest.mark.parametrize('rate,fuse', [(1, True), (2, True), (2, False)])
+def test_query_mask_gradients_equal_full_layer(rate, fuse):
+  """d(sum(y * probe * q))/d(f, b) of both paths agree."""
+  rng = np.random.default_rng(5)
+  f = tf.Variable(rng.standard_normal((2, 12, 16, 3)).astype(np.float32))
+  b = tf.Variable(rng.standard_normal((2, 12, 16, 3)).astype(np.float32))
+  mask = np.zeros((2, 12, 16, 1), np.float32)
+  mask[0, 2:8, 4:10] = 1
+  mask[1, 6:12, 0:6] = 1
+  q = np.maximum(mask, _scatter(f.shape, 0.1, seed=6))
+  probe = tf.constant(rng.standard_normal((2, 12, 16, 3)).astype(np.float32))
+  layer = ContextualAttention(rate=rate, fuse=fuse, softmax_scale=3.,
+                              chunk_size=6)
+
+  def grads(query):
+    with tf.GradientTape() as tape:
+      y = layer(f, b, mask, query_mask=query)
+      loss = tf.reduce_sum(y * probe * q)
+    return tape.gradient(loss, [f, b])
+
+  for got, want in zip(tf.function(lambda: grads(q))(), grads(None)):
+    assert np.abs(want.numpy()).max() > 0
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5, rtol=0)
+
+
+def test_query_mask_dynamic_batch_in_tf_function():
+  case = dict(CASES)['rate2_fuse']
+  layer = _layer_from_params(case['params'], chunk_size=9)
+  spec = tf.TensorSpec([None] + list(case['f'].shape[1:]), tf.float32)
+  mspec = tf.TensorSpec([None] + list(case['mask'].shape[1:]), tf.float32)
+
+  @tf.function(input_signature=[spec, mspec, mspec])
+  def run(x, m, q):
+    return layer(x, x, m, query_mask=q)
+
+  for n in (1, case['f'].shape[0]):
+    f, mask = case['f'][:n], case['mask'][:n]
+    np.testing.assert_allclose(run(f, mask, mask).numpy(),
+                               layer(f, f, mask).numpy() * mask, atol=1e-5)
+  three = np.concatenate([case['mask'], case['mask'][:1]])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='query_mask: expected batch 1 or the batch of f'):
+    run(case['f'], case['mask'], three)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='mask: expected batch 1 or the batch of f'):
+    run(case['f'], three, case['mask'])
+
+
+@pytest.mark.parametrize('query,message', [
+    (np.zeros((1, 8, 6, 1)), r'query_mask: expected \[B,8,8,1\]'),
+    (np.zeros((1, 8, 8, 2)), 'query_mask: expected'),
+    (np.zeros((3, 8, 8, 1)), 'query_mask: expected'),
+    (np.zeros((8, 8, 1)), 'query_mask: expected'),
+])
+def test_bad_query_mask_raises_value_error(query, message):
+  x = np.zeros((2, 8, 8, 4), np.float32)
+  with pytest.raises(ValueError, match=message):
+    ContextualAttention()(x, x, None, query_mask=query)
+
+
+def test_query_mask_with_flow_is_refused():
+  x = np.zeros((1, 8, 8, 4), np.float32)
+  with pytest.raises(ValueError, match='query_mask: expected None with '
+                     'return_flow'):
+    ContextualAttention(return_flow=True)(x, x, None,
+                                          query_mask=np.ones((1, 8, 8, 1)))

@@ -190,6 +190,42 @@ class GeneratorInputTest(tf.test.TestCase):
       generator_lib.build_generator('unet')
 
 
+class HoleOnlyAttentionTest(tf.test.TestCase):
+
+  def test_hole_only_equals_full_attention_with_gradients(self):
+    """Computing p only in the hole changes neither output nor gradients."""
+    rng = np.random.default_rng(7)
+    truth = tf.constant(rng.uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32))
+    mask = np.zeros((2, 64, 64, 1), np.float32)
+    mask[0, 16:48, 8:40] = 1
+    mask[1, 40:64, 0:64] = 1
+    mask = tf.constant(mask)
+    hole_only = generator_lib.build_generator('gepenet', cnum=4)
+    full = generator_lib.build_generator('gepenet', cnum=4,
+                                         attention_hole_only=False)
+    hole_only.build()
+    full.build()
+    full.set_weights(hole_only.get_weights())
+
+    def run(gen):
+      with tf.GradientTape() as tape:
+        out = gen((truth * (1. - mask), mask), ground_truth=truth,
+                  structured=True)
+        loss = tf.reduce_mean(tf.abs(out.image - truth)) + tf.add_n(
+            [tf.reduce_mean(tf.abs(a - b))
+             for a, b in zip(out.features, out.targets)])
+      return out, tape.gradient(loss, gen.trainable_variables)
+
+    (out_a, grads_a), (out_b, grads_b) = run(hole_only), run(full)
+    self.assertAllClose(out_a.image, out_b.image, atol=1e-5, rtol=0)
+    for a, b in zip(out_a.features, out_b.features):
+      self.assertAllClose(a, b, atol=1e-5, rtol=0)
+    for a, b in zip(grads_a, grads_b):
+      scale = float(tf.reduce_max(tf.abs(b)))
+      self.assertGreater(scale, 0.)
+      self.assertAllClose(a / scale, b / scale, atol=1e-5, rtol=0)
+
+
 class GeneratorSerializationTest(tf.test.TestCase):
 
   def test_config_round_trip(self):

@@ -34,6 +34,12 @@ import tensorflow as tf
 
 from inpaint_tf import ops
 from inpaint_tf.keras_api import keras
+from inpaint_tf.layers import query_attention
+
+
+# Output blocks per chunk of the query path; see tools/benchmark.py
+# --sections=attention and BUILD.md for the measurement behind it.
+DEFAULT_CHUNK_SIZE = 1024
 
 
 def _patch_matrix(x: tf.Tensor, ksize: int) -> tf.Tensor:
@@ -221,30 +227,42 @@ def offsets_to_flow_image(offsets: tf.Tensor) -> tf.Tensor:
 class ContextualAttention(keras.layers.Layer):
   """DeepFill v1 contextual attention, batched with per-sample masks.
 
-  Called as ``layer(f, b, mask)``:
+  Called as ``layer(f, b, mask=None, query_mask=None)``:
 
   * ``f``: [B,H,W,C] float foreground features (the map to fill).
   * ``b``: [B,H,W,C] float background features (where patches come from).
-  * ``mask``: [B,H,W,1] or [1,H,W,1], 1 = hole; background patches overlapping the hole are not used. ``None``
-    means no hole.
+  * ``mask``: [B,H,W,1] or [1,H,W,1], 1 = hole; background patches
+    overlapping the hole are not used. ``None`` means no hole.
+  * ``query_mask``: [B,H,W,1] or [1,H,W,1] of any dtype, non-zero = compute
+    the output here. Only the score rows these positions need are computed,
+    ``chunk_size`` output blocks at a time (``query_attention``), so time
+    and memory follow the queried area, not the square of the map. Values
+    at queried positions equal the full layer's to float32 rounding; other
+    positions are zero. ``None`` computes every position (the full layer,
+    which also compiles with XLA; the query path does not).
 
   Returns ``y`` [B,H,W,C] (float32 math, cast back to ``f``'s dtype), or
-  ``(y, flow)`` with ``return_flow=True`` where ``flow`` [B,H,W,3] in
-  [-1,1] colours each position's best-matching offset.
+  ``(y, flow)`` with ``return_flow=True`` (without ``query_mask``) where
+  ``flow`` [B,H,W,3] in [-1,1] colours each position's best-matching
+  offset.
 
   Arguments match the original ``contextual_attention``. The original
   reshapes its score map assuming one background patch per pixel, so it only
   runs with ``stride=1``; other strides are rejected. ``H`` and ``W`` must
   be divisible by ``rate`` (the original's transposed convolution fails
   otherwise), and ``f`` and ``b`` must have the same spatial size (as the
-  original's offset computation requires).
+  original's offset computation requires). ``chunk_size`` is the number of
+  output blocks (``rate x rate`` pixels) per chunk of the query path; a
+  chunk holds a few [chunk_size, (H/rate)*(W/rate)] float32 matrices.
   """
 
   def __init__(self, ksize: int = 3, stride: int = 1, rate: int = 1,
                fuse_k: int = 3, softmax_scale: float = 10.0, fuse: bool = True,
-               return_flow: bool = False, **kwargs):
+               return_flow: bool = False,
+               chunk_size: int = DEFAULT_CHUNK_SIZE, **kwargs):
     super().__init__(**kwargs)
-    for name, value in (('ksize', ksize), ('rate', rate), ('fuse_k', fuse_k)):
+    for name, value in (('ksize', ksize), ('rate', rate), ('fuse_k', fuse_k),
+                        ('chunk_size', chunk_size)):
       if not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f'{name}: expected a positive int, got {value!r}')
     if stride != 1:
@@ -259,19 +277,21 @@ class ContextualAttention(keras.layers.Layer):
     self.softmax_scale = float(softmax_scale)
     self.fuse = bool(fuse)
     self.return_flow = bool(return_flow)
+    self.chunk_size = int(chunk_size)
 
   def get_config(self):
     config = super().get_config()
     config.update(ksize=self.ksize, stride=self.stride, rate=self.rate,
                   fuse_k=self.fuse_k, softmax_scale=self.softmax_scale,
-                  fuse=self.fuse, return_flow=self.return_flow)
+                  fuse=self.fuse, return_flow=self.return_flow,
+                  chunk_size=self.chunk_size)
     return config
 
   def compute_mask(self, inputs, mask=None):
     # ``mask`` here is the hole mask, not a Keras padding mask.
     return None
 
-  def _check(self, f, b, mask) -> None:
+  def _check(self, f, b, mask, query_mask) -> None:
     ops.check_tensor('f', f, 4, '[B,H,W,C] float')
     ops.check_tensor('b', b, 4, f'[B,H,W,{f.shape[-1]}] float',
                      channels=f.shape[-1])
@@ -289,24 +309,32 @@ class ContextualAttention(keras.layers.Layer):
         raise ValueError(
             f'f: expected height and width divisible by rate={r}, got shape '
             f'{list(f.shape)}')
-    if mask is not None:
-      expected = f'[B,{b.shape[1]},{b.shape[2]},1] or [1,{b.shape[1]},{b.shape[2]},1]'
-      ops.check_tensor('mask', mask, 4, expected, channels=1, float_only=False)
+    for name, m in (('mask', mask), ('query_mask', query_mask)):
+      if m is None:
+        continue
+      expected = (f'[B,{f.shape[1]},{f.shape[2]},1] or '
+                  f'[1,{f.shape[1]},{f.shape[2]},1]')
+      ops.check_tensor(name, m, 4, expected, channels=1, float_only=False)
       static_ok = all(
-          m is None or x is None or m == x
-          for m, x in zip(mask.shape[1:3], b.shape[1:3]))
-      batch_ok = (mask.shape[0] in (None, 1) or b.shape[0] is None
-                  or mask.shape[0] == b.shape[0])
+          a is None or x is None or a == x
+          for a, x in zip(m.shape[1:3], f.shape[1:3]))
+      batch_ok = (m.shape[0] in (None, 1) or f.shape[0] is None
+                  or m.shape[0] == f.shape[0])
       if not (static_ok and batch_ok):
-        raise ValueError(f'mask: expected {expected}, got shape '
-                         f'{list(mask.shape)}')
+        raise ValueError(f'{name}: expected {expected}, got shape '
+                         f'{list(m.shape)}')
+    if query_mask is not None and self.return_flow:
+      raise ValueError('query_mask: expected None with return_flow=True (the '
+                       'flow covers every position), got a mask')
 
-  def call(self, f, b, mask=None):
+  def call(self, f, b, mask=None, query_mask=None):
     f = tf.convert_to_tensor(f)
     b = tf.convert_to_tensor(b)
     if mask is not None:
       mask = tf.convert_to_tensor(mask)
-    self._check(f, b, mask)
+    if query_mask is not None:
+      query_mask = tf.convert_to_tensor(query_mask)
+    self._check(f, b, mask, query_mask)
     # The encoder's p(x, x, m): one set of patches serves both roles.
     same = b is f
     out_dtype = f.dtype
@@ -316,10 +344,16 @@ class ContextualAttention(keras.layers.Layer):
     channels = f.shape[-1]
     f_shape = tf.shape(f)
     batch = f_shape[0]
+    checks = self._dynamic_checks(f, mask, query_mask)
+    if checks:
+      with tf.control_dependencies(checks):
+        f = tf.identity(f)
+      b = f if same else b
 
     if r > 1:
       f_small = ops.resize_nearest(f, [f_shape[1] // r, f_shape[2] // r])
-      b_small = ops.resize_nearest(b, [f_shape[1] // r, f_shape[2] // r])
+      b_small = f_small if same else ops.resize_nearest(
+          b, [f_shape[1] // r, f_shape[2] // r])
     else:
       f_small, b_small = f, b
     h, w = f_shape[1] // r, f_shape[2] // r
@@ -328,32 +362,30 @@ class ContextualAttention(keras.layers.Layer):
     bg_patches = fg_patches if same else _patch_matrix(b_small, k)
     norms = tf.sqrt(tf.reduce_sum(tf.square(bg_patches), axis=2, keepdims=True))
     bg_patches = bg_patches / tf.maximum(norms, 1e-4)
-    scores = tf.matmul(fg_patches, bg_patches, transpose_b=True)
     # After fusion the scores are in column-major position order.
     transposed = self.fuse
+    usable = self._usable(mask, (h, w), transposed)  # [Bm, h*w]
+    blocks = _background_blocks(b, r, transposed)
+    if query_mask is not None:
+      y = query_attention.query_attention(
+          fg_patches, bg_patches, usable, blocks,
+          tf.broadcast_to(
+              tf.not_equal(query_mask, tf.zeros([], query_mask.dtype)),
+              tf.concat([f_shape[:3], [1]], axis=0)), r,
+          self.fuse_k if self.fuse else None, self.softmax_scale,
+          self.chunk_size)
+      return tf.cast(y, out_dtype)
+
+    scores = tf.matmul(fg_patches, bg_patches, transpose_b=True)
     if self.fuse:
       scores = _fuse_scores(scores, (h, w), (h, w), self.fuse_k)
     grid = [w, h] if transposed else [h, w]
     scores = tf.reshape(scores, [batch] + grid + [h * w])
-
-    # Usability of each background patch: no hole pixel inside it.
-    if mask is None:
-      usable = tf.ones([1, 1, 1, h * w], tf.float32)
-    else:
-      mask = tf.cast(mask, tf.float32)
-      if r > 1:
-        mask = ops.resize_nearest(mask, [h, w])
-      hole_sum = tf.nn.conv2d(mask, tf.ones([k, k, 1, 1]), 1, 'SAME')
-      usable = tf.cast(tf.equal(hole_sum, 0.), tf.float32)
-      if transposed:
-        usable = tf.transpose(usable, [0, 2, 1, 3])
-      usable = tf.reshape(usable, [tf.shape(mask)[0], 1, 1, h * w])
-
+    usable = usable[:, None, None, :]
     attention = tf.nn.softmax(scores * (usable * self.softmax_scale), axis=-1)
     attention *= usable
-    y = _paste(tf.reshape(attention, [batch] + grid + grid),
-               _background_blocks(b, r, transposed), (f_shape[1], f_shape[2]),
-               r, channels, transposed)
+    y = _paste(tf.reshape(attention, [batch] + grid + grid), blocks,
+               (f_shape[1], f_shape[2]), r, channels, transposed)
     y = tf.cast(y, out_dtype)
     if not self.return_flow:
       return y
@@ -370,3 +402,37 @@ class ContextualAttention(keras.layers.Layer):
     if r > 1:
       flow = ops.resize_nearest(flow, [f_shape[1], f_shape[2]])
     return y, flow
+
+  def _usable(self, mask, grid, transposed: bool) -> tf.Tensor:
+    """[Bm, h*w] float 0/1: background patches without a hole pixel.
+
+    Positions in column-major order when ``transposed``; Bm is the mask's
+    batch (1 without a mask).
+    """
+    h, w = grid
+    if mask is None:
+      return tf.ones([1, h * w], tf.float32)
+    mask = tf.cast(mask, tf.float32)
+    if self.rate > 1:
+      mask = ops.resize_nearest(mask, [h, w])
+    k = self.ksize
+    hole_sum = tf.nn.conv2d(mask, tf.ones([k, k, 1, 1]), 1, 'SAME')
+    usable = tf.cast(tf.equal(hole_sum, 0.), tf.float32)
+    if transposed:
+      usable = tf.transpose(usable, [0, 2, 1, 3])
+    return tf.reshape(usable, [tf.shape(mask)[0], h * w])
+
+  @staticmethod
+  def _dynamic_checks(f, mask, query_mask):
+    """Batch-size assertions that the static shapes could not decide."""
+    checks = []
+    batch = tf.shape(f)[0]
+    for name, m in (('mask', mask), ('query_mask', query_mask)):
+      if m is None or (f.shape[0] is not None and m.shape[0] is not None):
+        continue
+      size = tf.shape(m)[0]
+      checks.append(tf.debugging.Assert(
+          tf.logical_or(tf.equal(size, 1), tf.equal(size, batch)),
+          [f'{name}: expected batch 1 or the batch of f; got batch', size,
+           'for f of batch', batch]))
+    return checks

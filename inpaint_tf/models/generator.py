@@ -93,6 +93,10 @@ class Generator(keras.Model):
     attention_rates: contextual-attention rate of E3, E4, E5.
     attention_ksize, attention_stride, attention_fuse_k,
     attention_softmax_scale, attention_fuse: ContextualAttention settings.
+    attention_hole_only: compute ``p`` only inside the hole (its
+      ``query_mask``): the same values, with time and memory that grow
+      with the image instead of its square; False computes every position
+      (the form XLA compiles).
     **kwargs: Keras model arguments (``name``, ``dtype``, ...).
   """
 
@@ -107,6 +111,7 @@ class Generator(keras.Model):
                attention_fuse_k: int = _ATT.attention_fuse_k,
                attention_softmax_scale: float = _ATT.attention_softmax_scale,
                attention_fuse: bool = _ATT.attention_fuse,
+               attention_hole_only: bool = _ATT.attention_hole_only,
                **kwargs):
     super().__init__(**kwargs)
     if variant not in config_lib.GENERATOR_VARIANTS:
@@ -128,6 +133,7 @@ class Generator(keras.Model):
     self.attention_fuse_k = int(attention_fuse_k)
     self.attention_softmax_scale = float(attention_softmax_scale)
     self.attention_fuse = bool(attention_fuse)
+    self.attention_hole_only = bool(attention_hole_only)
 
     self.uses_perception = variant in ('penet', 'gepenet')
     self.uses_aspc = self.aspc and variant != 'snet'
@@ -204,9 +210,14 @@ class Generator(keras.Model):
   # -- network ------------------------------------------------------------
 
   def _perceive(self, layer, x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """``x * (1 - m) + p(x, x, m) * m`` with m = mask at x's resolution."""
+    """``x * (1 - m) + p(x, x, m) * m`` with m = mask at x's resolution.
+
+    ``p`` is computed only where ``m`` is non-zero when
+    ``attention_hole_only`` (elsewhere its output is multiplied by 0).
+    """
     m = tf.cast(ops.resize_nearest(mask, _spatial_size(x)), x.dtype)
-    return x * (1.0 - m) + layer(x, x, m) * m
+    query = m if self.attention_hole_only else None
+    return x * (1.0 - m) + layer(x, x, m, query_mask=query) * m
 
   def _encode(self, x: tf.Tensor, mask: Optional[tf.Tensor]):
     """E1..E5; the perception op follows E3..E5 when ``mask`` is given."""
@@ -314,6 +325,7 @@ class Generator(keras.Model):
         'attention_fuse_k': self.attention_fuse_k,
         'attention_softmax_scale': self.attention_softmax_scale,
         'attention_fuse': self.attention_fuse,
+        'attention_hole_only': self.attention_hole_only,
     })
     return config
 
