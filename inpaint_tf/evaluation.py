@@ -33,7 +33,8 @@ import tensorflow as tf
 
 from inpaint_tf import fileio
 from inpaint_tf import image_io
-from inpaint_tf import inference
+from inpaint_tf import completion
+from inpaint_tf import inpainter as inpainter_lib
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
 
@@ -83,22 +84,23 @@ def _lpips_values(lpips_model, a: np.ndarray, b: np.ndarray,
                   batch_size: int) -> np.ndarray:
   out = []
   for i in range(0, len(a), batch_size):
-    x = inference.uint8_to_float(tf.constant(a[i:i + batch_size]))
-    y = inference.uint8_to_float(tf.constant(b[i:i + batch_size]))
+    x = completion.uint8_to_float(tf.constant(a[i:i + batch_size]))
+    y = completion.uint8_to_float(tf.constant(b[i:i + batch_size]))
     out.append(np.asarray(lpips_model(x, y), np.float64))
   return np.concatenate(out)
 
 
 def evaluate(model, images, masks, name: str = MODEL_NAME,
              mask_type: Optional[str] = None, batch_size: int = 8,
-             lpips_model=None, inception=None, pad_mode: str = 'reflect',
+             lpips_model=None, inception=None,
+             options: Optional[completion.CompletionOptions] = None,
              return_outputs: bool = False) -> Dict[str, Any]:
   """Completes images with the model and the OpenCV baselines; scores them.
 
   Args:
-    model: anything ``inference.inpaint`` accepts (a Generator, a loaded
-      SavedModel, a callable ``(masked, mask) -> pred``), or None to score
-      only the baselines.
+    model: an ``inpainter.Inpainter`` (``load_inpainter``), or what
+      ``Inpainter.from_generator`` wraps (a Generator, a callable
+      ``(masked, mask) -> pred``), or None to score only the baselines.
     images: uint8 [N,H,W,3] ground-truth images (any H, W >= 11).
     masks: [N,H,W,1] or [N,H,W], non-zero (> 0.5 for floats) = hole.
     name: method name of the model's rows (e.g. the generator variant).
@@ -109,7 +111,8 @@ def evaluate(model, images, masks, name: str = MODEL_NAME,
       uint8 [N,H,W,3] -> [N,D] features); adds ``fid``, the Frechet distance
       between the features of the completed and the original images, per
       group of at least 2 images (None, printed '-', otherwise).
-    pad_mode: see ``inference.inpaint``.
+    options: ``completion.CompletionOptions`` of the model's calls
+      (default: the inpainter's own).
     return_outputs: also return the completed images.
 
   Returns:
@@ -130,7 +133,9 @@ def evaluate(model, images, masks, name: str = MODEL_NAME,
     raise ValueError(f'batch_size: expected a positive int, got {batch_size!r}')
   methods: Dict[str, CompleteFn] = {}
   if model is not None:
-    methods[name] = lambda x, m: inference.inpaint(model, x, m, pad_mode)
+    if not isinstance(model, inpainter_lib.Inpainter):
+      model = inpainter_lib.Inpainter.from_generator(model)
+    methods[name] = lambda x, m: model(x, m, options)
   for method, cv2_name in CV2_METHODS.items():
     methods[method] = (lambda x, m, c=cv2_name:
                        metrics.cv2_inpaint(x, m, method=c))

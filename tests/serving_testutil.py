@@ -9,12 +9,20 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from inpaint_tf import completion
 from inpaint_tf import fileio
+from inpaint_tf import inpainter
 from inpaint_tf import models
 from inpaint_tf import run_dir
 from inpaint_tf.keras_api import keras
 
 TINY = dict(variant='snet', cnum=4)
+
+
+def inpaint(model, image, mask, pad_mode: str = 'reflect', **options):
+  """``Inpainter.from_generator(model, options)(image, mask)``."""
+  options = completion.CompletionOptions(pad_mode=pad_mode, **options)
+  return inpainter.Inpainter.from_generator(model, options)(image, mask)
 
 
 def make_generator(seed: int = 0, **kwargs) -> models.Generator:

@@ -9,8 +9,9 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
+from inpaint_tf import completion
 from inpaint_tf import export
-from inpaint_tf import inference
+from inpaint_tf import inpainter
 from inpaint_tf import models
 import serving_testutil as util
 
@@ -37,7 +38,8 @@ class ExportTest(tf.test.TestCase):
 
   def test_signatures(self):
     self.assertCountEqual(self.loaded.signatures.keys(),
-                          [export.SERVING_DEFAULT, export.SERVING_BYTES])
+                          [export.SERVING_DEFAULT, export.SERVING_HD,
+                           export.SERVING_BYTES])
     serve = self.loaded.signatures[export.SERVING_DEFAULT]
     inputs = serve.structured_input_signature[1]
     self.assertEqual(inputs['image'].dtype, tf.uint8)
@@ -57,14 +59,15 @@ class ExportTest(tf.test.TestCase):
       mask = np.stack([util.box_mask(h, w, 2, 3, 9, 10),
                        util.box_mask(h, w, 10, 0, 8, 16) // 255])
       out = self._serve(image, mask)
-      self.assertAllEqual(out, inference.inpaint(self.gen, image, mask))
+      self.assertAllEqual(out, util.inpaint(self.gen, image, mask))
       known = mask[..., 0] == 0
       self.assertAllEqual(out[known], image[known])
     # All known: the input, unchanged.
     self.assertAllEqual(self._serve(image, np.zeros_like(mask)), image)
-    # inference.inpaint accepts the loaded SavedModel too.
-    self.assertAllEqual(inference.inpaint(self.loaded, image[0], mask[0]),
-                        out[0])
+    # The Inpainter of the SavedModel gives the same.
+    self.assertAllEqual(
+        inpainter.load_inpainter(saved_model=self.path)(image[0], mask[0]),
+        out[0])
 
   def test_mask_size_mismatch_fails(self):
     with self.assertRaisesRegex(tf.errors.InvalidArgumentError, 'mask'):
@@ -85,10 +88,10 @@ class ExportTest(tf.test.TestCase):
     out = out['inpainted_bytes'].numpy()
     self.assertLen(out, 2)
     self.assertAllEqual(tf.io.decode_png(out[0]).numpy(),
-                        inference.inpaint(self.gen, a, mask_a))
+                        util.inpaint(self.gen, a, mask_a))
     b_decoded = tf.io.decode_jpeg(jpeg).numpy()
     self.assertAllEqual(tf.io.decode_png(out[1]).numpy(),
-                        inference.inpaint(self.gen, b_decoded,
+                        util.inpaint(self.gen, b_decoded,
                                           rgba[..., 1:2]))
 
   def test_decode_mask(self):
@@ -109,7 +112,7 @@ class ExportTest(tf.test.TestCase):
         images=tf.constant([tf.io.encode_png(image).numpy()]),
         masks=tf.constant([tf.io.encode_png(mask16).numpy()]))
     out = tf.io.decode_png(out['inpainted_bytes'][0]).numpy()
-    self.assertAllEqual(out, inference.inpaint(self.gen, image,
+    self.assertAllEqual(out, util.inpaint(self.gen, image,
                                                mask16.astype(np.uint8)))
     self.assertFalse(np.array_equal(out, image))
 
@@ -147,7 +150,7 @@ class ExportTest(tf.test.TestCase):
          f'image={folder}/img.npy;mask={folder}/msk.npy', '--outdir', folder],
         capture_output=True, text=True, env=env, check=True)
     out = np.load(os.path.join(folder, 'inpainted.npy'))
-    self.assertAllEqual(out, inference.inpaint(self.gen, image, mask))
+    self.assertAllEqual(out, util.inpaint(self.gen, image, mask))
 
   def test_existing_dir_and_failed_export_leave_no_trace(self):
     parent = tempfile.mkdtemp(dir=self.tmp)
@@ -168,9 +171,8 @@ class ExportTest(tf.test.TestCase):
 
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, 'built generator'):
-      export.InpaintModule(models.build_generator('snet', cnum=4))
-    with self.assertRaisesRegex(ValueError, 'pad_mode'):
-      export.InpaintModule(self.gen, pad_mode='wrap')
+      export.InpaintModule(models.build_generator('snet', cnum=4),
+                           completion.CompletionOptions())
     with self.assertRaisesRegex(ValueError, 'saved_model.pb'):
       export.load_saved_model(self.tmp)
 

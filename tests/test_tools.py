@@ -17,7 +17,6 @@ import tensorflow as tf
 from inpaint_tf import config as config_lib
 from inpaint_tf import evaluation
 from inpaint_tf import image_io
-from inpaint_tf import inference
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
 from inpaint_tf import models
@@ -217,7 +216,7 @@ class CliTest(tf.test.TestCase):
     for rc, _, err in results:
       self.assertEqual(rc, 0, msg=err)
 
-    expected = inference.inpaint(self.gen, self.image, self.mask)
+    expected = util.inpaint(self.gen, self.image, self.mask)
     self.assertAllEqual(image_io.load_image(output), expected)
     self.assertEqual(image_io.load_image(grid).shape,
                      (37, 3 * 50 + 2 * plots.GRID_GUTTER, 3))
@@ -270,6 +269,15 @@ class CliTest(tf.test.TestCase):
       if name != 'checkpoint':
         with open(os.path.join(ckpt_dir, name), 'w') as f:
           f.write('garbage')
+    for sub, path in (('images', self.image_path), ('masks', self.mask_path)):
+      os.makedirs(os.path.join(folder, sub))
+      with open(path, 'rb') as f, open(os.path.join(folder, sub, 'x.png'),
+                                       'wb') as g:
+        g.write(f.read())
+    with open(os.path.join(folder, 'images', 'y.png'), 'w') as f:
+      f.write('not an image')
+    with open(os.path.join(folder, 'masks', 'y.png'), 'wb') as f:
+      f.write(open(self.mask_path, 'rb').read())
     out_dir = os.path.join(folder, 'out_dir.png')
     os.makedirs(out_dir)
     output = os.path.join(folder, 'out.png')
@@ -299,6 +307,20 @@ class CliTest(tf.test.TestCase):
                               image, mask, f'--output={bad_out}'),
         'checkpoint': _start('inpaint', f'--checkpoint_dir={garbage_run}',
                              image, mask, f'--output={bad_out}'),
+        'strategy': _start('inpaint', f'--checkpoint_dir={self.run_dir}',
+                           image, mask, f'--output={bad_out}',
+                           '--hd_strategy=tile'),
+        'margin': _start('evaluate', f'--checkpoint_dir={self.run_dir}',
+                         f'--data={folder}', '--mask_type=square',
+                         f'--output_dir={folder}/eval3',
+                         '--hd_crop_margin=-1'),
+        'limit': _start('export', f'--checkpoint_dir={self.run_dir}',
+                        f'--output_dir={folder}/model2',
+                        '--hd_resize_limit=8'),
+        'folders': _start('inpaint', f'--checkpoint_dir={self.run_dir}',
+                          f'--image_dir={folder}/images',
+                          f'--mask_dir={folder}/masks',
+                          f'--output_dir={folder}/done'),
         'csv': _start('plot_weights', f'--csv={folder}/missing.csv',
                       f'--output={folder}/w.png'),
         'flagfile': _start('demo', f'--flagfile_path={folder}/missing.cfg',
@@ -307,7 +329,7 @@ class CliTest(tf.test.TestCase):
     rc, _, err = _finish(procs.pop('ok'))
     self.assertEqual(rc, 0, msg=err)
     self.assertAllEqual(image_io.load_image(output),
-                        inference.inpaint(self.gen, self.image, self.mask))
+                        util.inpaint(self.gen, self.image, self.mask))
     self._expect_error(procs['size'], r'--mask: expected a 37x50 mask',
                        [bad_out])
     self._expect_error(procs['not_image'], r'--mask: .*not a JPEG, PNG',
@@ -323,6 +345,20 @@ class CliTest(tf.test.TestCase):
     self._expect_error(procs['checkpoint'],
                        r'--checkpoint_dir: expected a readable checkpoint',
                        [bad_out])
+    self._expect_error(procs['strategy'], r"--hd_strategy: expected one of "
+                       r"\('original', 'crop', 'resize'\), got 'tile'",
+                       [bad_out])
+    self._expect_error(procs['margin'], r'--hd_crop_margin: expected an int '
+                       '>= 0, got -1', [f'{folder}/eval3'])
+    self._expect_error(procs['limit'], r'--hd_resize_limit: expected an int '
+                       '>= 16, got 8', [f'{folder}/model2'])
+    rc, out, err = _finish(procs['folders'])
+    self.assertEqual(rc, 0, msg=err)
+    self.assertIn('wrote 1 image(s)', out)
+    self.assertIn('skipped 1 unreadable pair(s)', out)
+    self.assertEqual(err.count('y.png: skipped'), 1, msg=err)
+    self.assertAllEqual(image_io.load_image(f'{folder}/done/x.png'),
+                        util.inpaint(self.gen, self.image, self.mask))
     self._expect_error(procs['csv'], r'--csv: expected a readable',
                        [f'{folder}/w.png'])
     self._expect_error(procs['flagfile'],

@@ -116,3 +116,49 @@ def require(**flags_by_name) -> None:
   missing = [f'--{n}' for n, v in flags_by_name.items() if v in (None, '')]
   if missing:
     raise ValueError(f'missing required flag(s): {", ".join(missing)}')
+
+
+def define_completion_flags(pad_mode_help: str) -> None:
+  """Defines --pad_mode, --hd_strategy, --hd_crop_margin, --hd_resize_limit.
+
+  Their defaults are ``completion.CompletionOptions``'s; values are checked
+  by ``completion_options`` (one ``error: --flag: ...`` line).
+  """
+  from inpaint_tf import completion  # pylint: disable=g-import-not-at-top
+  default = completion.CompletionOptions()
+  flags.DEFINE_string('pad_mode', None,
+                      f'{"|".join(completion.PAD_MODES)}: {pad_mode_help} '
+                      f'(default {default.pad_mode}).')
+  flags.DEFINE_string(
+      'hd_strategy', None,
+      'original: the whole image at full resolution; crop: each hole region '
+      'in its box plus --hd_crop_margin, scaled down to --hd_resize_limit '
+      'when larger; resize: the whole image scaled down to '
+      f'--hd_resize_limit (default {default.hd_strategy}; a SavedModel: '
+      'the strategy chosen at export).')
+  flags.DEFINE_integer('hd_crop_margin', None,
+                       'Context pixels around each hole region with '
+                       f'--hd_strategy=crop (default '
+                       f'{default.hd_crop_margin}).')
+  flags.DEFINE_integer('hd_resize_limit', None,
+                       'Longest side, in pixels, that the network sees with '
+                       '--hd_strategy=crop or resize (default '
+                       f'{default.hd_resize_limit}).')
+
+
+def completion_options(base=None):
+  """``CompletionOptions`` from the flags given, over ``base``.
+
+  Args:
+    base: the options that flags not given keep (default: the library's).
+
+  Returns:
+    A ``completion.CompletionOptions``; ValueError names the bad flag.
+  """
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from inpaint_tf import completion  # pylint: disable=g-import-not-at-top
+  base = base or completion.CompletionOptions()
+  given = {name: flags.FLAGS[name].value for name in (
+      'pad_mode', 'hd_strategy', 'hd_crop_margin', 'hd_resize_limit')
+           if flags.FLAGS[name].value is not None}
+  return dataclasses.replace(base, **given)

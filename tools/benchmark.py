@@ -1,18 +1,25 @@
-"""Speed benchmarks: contextual attention, generator training throughput, AWA.
+"""Speed benchmarks: contextual attention, the generator, AWA, inference.
 
 Prints one table per section. Variants of a section are timed in
 interleaved rounds (A, B, C, A, B, C, ...) and reported as medians, so that
 a busy machine slows all of them alike; compare ratios within one run.
+The inference section runs each case in a fresh process and reports its
+warm time and peak resident memory (VmHWM).
 
   python -m tools.benchmark                         # all sections
   python -m tools.benchmark --sections=attention --batch=8 --size=64
+  python -m tools.benchmark --sections=inference --inference_sizes=1024,2048
 """
 
 from __future__ import annotations
 
 from . import _cli  # pylint: disable=g-bad-import-order  # quiet TF logs
 
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -25,7 +32,7 @@ from inpaint_tf.layers.contextual_attention import ContextualAttention
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('sections', ['attention', 'generator', 'awa'],
-                  'Sections to run: attention, generator, awa.')
+                  'Sections to run: attention, generator, awa, inference.')
 flags.DEFINE_integer('repeats', 5, 'Timed rounds per variant (median).')
 flags.DEFINE_integer('batch', 8, 'Attention: batch size.')
 flags.DEFINE_integer('size', 64, 'Attention: feature map height and width.')
@@ -34,6 +41,21 @@ flags.DEFINE_integer('rate', 2, 'Attention: rate.')
 flags.DEFINE_integer('gen_size', 256, 'Generator: image size.')
 flags.DEFINE_integer('gen_batch', 2, 'Generator: batch size.')
 flags.DEFINE_integer('gen_cnum', 32, 'Generator: base width.')
+flags.DEFINE_list('attention_image_sizes', ['256', '512', '1024'],
+                  'Attention: image sizes whose E3-E5 shapes (width '
+                  '--gen_cnum, hole a quarter of the side) compare the full '
+                  'and the hole-only layer.')
+flags.DEFINE_list('chunk_sizes', ['256', '1024', '4096'],
+                  'Attention: chunk sizes of the hole-only layer.')
+flags.DEFINE_list('inference_sizes', ['256', '512', '1024', '2048', '4096'],
+                  'Inference: square image sizes.')
+flags.DEFINE_list('inference_strategies', ['original', 'crop', 'resize'],
+                  'Inference: HD strategies.')
+flags.DEFINE_integer('inference_timeout', 900,
+                     'Inference: seconds allowed per case.')
+flags.DEFINE_string('inference_case', None,
+                    'Internal: one inference case as JSON (run in a child '
+                    'process).')
 flags.DEFINE_string('awa_flagfile', 'flags/demo.cfg',
                     'AWA: training flagfile whose sizes (image_size, cnum, '
                     'batch_size, critic filters, n_critic) are measured.')
@@ -107,6 +129,48 @@ def attention_section() -> None:
   print_table(f'ContextualAttention B={b} {s}x{s}x{c} rate={r}',
               ('variant', 'ms/call', 'speed-up vs loop', 'max|diff| vs loop'),
               rows)
+  hole_only_attention_table()
+
+
+def _encoder_layers(size: int, cnum: int):
+  """(name, [1,h,w,c] shape, rate) of the perception layers E3-E5."""
+  return [('E3', (1, size // 4, size // 4, 4 * cnum), 2),
+          ('E4', (1, size // 8, size // 8, 8 * cnum), 1),
+          ('E5', (1, size // 16, size // 16, 8 * cnum), 1)]
+
+
+def hole_only_attention_table() -> None:
+  """Full versus hole-only attention on the generator's encoder shapes."""
+  rng = np.random.default_rng(0)
+  chunks = [int(c) for c in FLAGS.chunk_sizes]
+  rows = []
+  for size in (int(s) for s in FLAGS.attention_image_sizes):
+    for name, shape, rate in _encoder_layers(size, FLAGS.gen_cnum):
+      x = tf.constant(rng.standard_normal(shape).astype(np.float32))
+      side = shape[1]
+      mask = np.zeros(shape[:3] + (1,), np.float32)
+      mask[:, side * 3 // 8:side * 5 // 8, side * 3 // 8:side * 5 // 8] = 1.
+      mask = tf.constant(mask)
+      full_layer = ContextualAttention(rate=rate)
+      variants = [('full', tf.function(lambda l=full_layer, x=x, m=mask:
+                                       l(x, x, m)))]
+      for chunk in chunks:
+        layer = ContextualAttention(rate=rate, chunk_size=chunk)
+        variants.append((f'hole-only, chunk {chunk}', tf.function(
+            lambda l=layer, x=x, m=mask: l(x, x, m, query_mask=m))))
+      full = variants[0][1]().numpy()
+      diffs = {n: float(np.abs((fn().numpy() - full) * mask.numpy()).max())
+               for n, fn in variants[1:]}
+      times = time_interleaved(variants, FLAGS.repeats)
+      for variant, t in times.items():
+        rows.append((f'{size} {name}', f'{shape[1]}x{shape[2]}x{shape[3]}',
+                     rate, variant, f'{1000 * t:.1f}',
+                     f'{times["full"] / t:.2f}x',
+                     f'{diffs[variant]:.1e}' if variant in diffs else '-'))
+  print_table(f'ContextualAttention on the encoder of a GEPE-Net '
+              f'(cnum={FLAGS.gen_cnum}), hole a quarter of the side',
+              ('image, layer', 'map', 'rate', 'variant', 'ms/call',
+               'speed-up', 'max|diff| in hole'), rows)
 
 
 def generator_section() -> None:
@@ -122,8 +186,13 @@ def generator_section() -> None:
   mask = tf.constant(mask)
   masked = truth * (1. - mask)
   variants = []
-  for variant in ('snet', 'penet', 'gepenet'):
-    generator = build_generator(variant, cnum=FLAGS.gen_cnum)
+  setups = [('snet', 'snet', True), ('penet', 'penet', True),
+            ('gepenet', 'gepenet', True),
+            ('penet, full attention', 'penet', False),
+            ('gepenet, full attention', 'gepenet', False)]
+  for name, variant, hole_only in setups:
+    generator = build_generator(variant, cnum=FLAGS.gen_cnum,
+                                attention_hole_only=hole_only)
     generator((masked, mask))
 
     def step(generator=generator):
@@ -135,10 +204,12 @@ def generator_section() -> None:
           loss += losses.iterative_guidance_loss(out.features, out.targets)
       return tape.gradient(loss, generator.trainable_variables)
 
-    variants.append((variant, tf.function(step)))
+    variants.append((name, tf.function(step)))
   times = time_interleaved(variants, FLAGS.repeats)
   rows = [(name, f'{1000 * t:.0f}', f'{b / t:.2f}') for name, t in times.items()]
-  print_table(f'Generator forward+backward, B={b} {s}x{s}, cnum={FLAGS.gen_cnum}',
+  print_table(f'Generator forward+backward, B={b} {s}x{s} with a '
+              f'{s // 2}x{s // 2} hole, cnum={FLAGS.gen_cnum} (attention '
+              'computed in the hole only unless "full attention")',
               ('variant', 'ms/step', 'images/s'), rows)
 
 
@@ -206,10 +277,125 @@ def awa_section() -> None:
               rows)
 
 
+def _peak_rss_bytes() -> int:
+  """This process's peak resident memory (VmHWM)."""
+  with open('/proc/self/status') as f:
+    for line in f:
+      if line.startswith('VmHWM:'):
+        return int(line.split()[1]) * 1024
+  return 0
+
+
+def inference_case(case: Dict) -> Dict:
+  """One image through a SavedModel's ``serving_hd``: warm seconds, peak RSS.
+
+  ``case``: ``saved_model``, ``size`` (square side), ``hole`` (side of a
+  centred square hole), ``strategy``.
+  """
+  from inpaint_tf import completion
+  from inpaint_tf import inpainter
+
+  size, hole = case['size'], case['hole']
+  model = inpainter.load_inpainter(case['saved_model'])
+  options = completion.CompletionOptions(hd_strategy=case['strategy'])
+  ramp = np.linspace(0, 255, size, dtype=np.float32)
+  image = (ramp[:, None, None] * 0.5 + ramp[None, :, None] * 0.5
+           + np.random.default_rng(0).uniform(-20, 20, (size, size, 3)))
+  image = np.clip(image, 0, 255).astype(np.uint8)
+  mask = np.zeros((size, size, 1), np.uint8)
+  top = (size - hole) // 2
+  mask[top:top + hole, top:top + hole] = 1
+  try:
+    model(image, mask, options)  # Traces the graph.
+    start = time.perf_counter()
+    model(image, mask, options)
+    seconds = time.perf_counter() - start
+  except ValueError as e:
+    return {'error': str(e), 'peak_rss': _peak_rss_bytes()}
+  return {'seconds': seconds, 'peak_rss': _peak_rss_bytes()}
+
+
+def _run_case(case: Dict) -> Dict:
+  """``inference_case`` in a fresh process (its own peak memory)."""
+  command = [sys.executable, '-m', 'tools.benchmark',
+             f'--inference_case={json.dumps(case)}']
+  try:
+    done = subprocess.run(command, capture_output=True, text=True,
+                          timeout=FLAGS.inference_timeout,
+                          cwd=os.path.dirname(os.path.dirname(
+                              os.path.abspath(__file__))))
+  except subprocess.TimeoutExpired:
+    return {'error': f'over {FLAGS.inference_timeout} s'}
+  lines = done.stdout.strip().splitlines()
+  if done.returncode or not lines:
+    tail = (done.stderr.strip().splitlines() or ['failed'])[-1]
+    return {'error': f'exit {done.returncode}: {tail[:120]}'}
+  return json.loads(lines[-1])
+
+
+def inference_section() -> None:
+  """Time and peak memory of the exported generator per size and strategy.
+
+  Two SavedModels of one random GEPE-Net (width --gen_cnum): attention in
+  the hole only (the default) and everywhere (as before the hole-only
+  layer, 'original' only). The hole is a centred square of a quarter of
+  the side, at most 256 pixels.
+  """
+  from inpaint_tf import completion
+  from inpaint_tf import export
+  from inpaint_tf import inpainter
+  from inpaint_tf.models import build_generator
+
+  work = tempfile.mkdtemp(prefix='benchmark_inference_')
+  models = {}
+  weights = None
+  for name, hole_only in (('hole-only', True), ('full attention', False)):
+    generator = build_generator('gepenet', cnum=FLAGS.gen_cnum,
+                                attention_hole_only=hole_only)
+    generator.build()
+    if weights is None:
+      weights = generator.get_weights()
+    generator.set_weights(weights)
+    models[name] = export.export_saved_model(
+        generator, os.path.join(work, name.replace(' ', '_')),
+        completion.CompletionOptions())
+  rows = []
+  for size in (int(s) for s in FLAGS.inference_sizes):
+    hole = min(256, size // 4)
+    for model_name, strategies in (
+        ('hole-only', FLAGS.inference_strategies),
+        ('full attention', ['original'])):
+      for strategy in strategies:
+        case = dict(saved_model=models[model_name], size=size, hole=hole,
+                    strategy=strategy)
+        estimate = inpainter.original_bytes(size, size, FLAGS.gen_cnum)
+        if model_name == 'full attention' and size > 1024:
+          result = {'error': 'not run: scores grow with the square of the '
+                             'image (out of memory from 1536x1536)'}
+        elif strategy == 'original' and estimate > 20e9:
+          result = {'error': f'not run: needs about {estimate / 1e9:.0f} GB'}
+        else:
+          result = _run_case(case)
+        seconds = result.get('seconds')
+        rss = result.get('peak_rss')
+        rows.append((f'{size}x{size}', f'{hole}x{hole}', model_name, strategy,
+                     f'{seconds:.2f}' if seconds is not None else '-',
+                     f'{rss / 1e9:.2f}' if rss else '-',
+                     result.get('error', '')))
+        print(' | '.join(str(x) for x in rows[-1]), flush=True)
+  print_table(f'Exported GEPE-Net (cnum={FLAGS.gen_cnum}, random weights) '
+              'through serving_hd: one warm run per case in its own process',
+              ('image', 'hole', 'attention', 'strategy', 'seconds',
+               'peak RSS GB', 'note'), rows)
+
+
 def main(argv):
   del argv
+  if FLAGS.inference_case:
+    print(json.dumps(inference_case(json.loads(FLAGS.inference_case))))
+    return
   sections = {'attention': attention_section, 'generator': generator_section,
-              'awa': awa_section}
+              'awa': awa_section, 'inference': inference_section}
   for name in FLAGS.sections:
     if name not in sections:
       raise ValueError(

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from inpaint_tf import evaluation
-from inpaint_tf import export
 from inpaint_tf import fileio
+from inpaint_tf import inpainter
 from inpaint_tf import plots
 from inpaint_tf import validation
 
@@ -87,7 +87,7 @@ def main(argv):
   _run(['tools.export', f'--checkpoint_dir={run_dir}',
         f'--output_dir={saved_model}', '--overwrite'])
 
-  model = export.load_saved_model(saved_model)
+  model = inpainter.load_inpainter(saved_model)
   eval_set = validation.ValidationSet.load(
       os.path.join(run_dir, validation.EVAL_SET))
   images = eval_set.images

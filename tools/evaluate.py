@@ -18,7 +18,7 @@ columns are left out with a note.
 
 from . import _cli  # pylint: disable=g-bad-import-order
 
-import json
+import dataclasses
 import os
 
 from absl import flags
@@ -26,10 +26,8 @@ from absl import flags
 from inpaint_tf import config as config_lib
 from inpaint_tf import config_flags
 from inpaint_tf import evaluation
-from inpaint_tf import export
 from inpaint_tf import image_io
-from inpaint_tf import inference
-from inpaint_tf import inpainting
+from inpaint_tf import inpainter
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
 from inpaint_tf import weights
@@ -68,8 +66,8 @@ flags.DEFINE_string('inception_weights', None,
                     'InceptionV3 (no top) .h5 weights for FID; default: the '
                     'Keras cache; FID is skipped without them.')
 flags.DEFINE_integer('batch_size', 8, 'Images per forward pass.')
-flags.DEFINE_enum('pad_mode', 'reflect', list(inference.PAD_MODES),
-                  'Padding to a multiple of 16 (with --checkpoint_dir).')
+_cli.define_completion_flags('padding to a multiple of 16 (with '
+                             '--checkpoint_dir)')
 flags.DEFINE_string('name', None,
                     "Method name of the network's rows; default: the "
                     'generator variant (gepenet, penet or snet).')
@@ -95,15 +93,6 @@ def _for_flag(flag: str, fn, *args):
     return fn(*args)
   except ValueError as e:
     raise ValueError(f'--{flag}: {e}') from None
-
-
-def _saved_model_variant(path: str):
-  config_path = os.path.join(path, export.CONFIG_FILE)
-  try:
-    with open(config_path) as f:
-      return json.load(f)['generator']['variant']
-  except (OSError, ValueError, KeyError, TypeError):
-    return None
 
 
 def _feature_models(notes):
@@ -133,6 +122,7 @@ def main(argv):
                output_dir=FLAGS.output_dir)
   _cli.exactly_one(saved_model=FLAGS.saved_model,
                    checkpoint_dir=FLAGS.checkpoint_dir)
+  _cli.completion_options()  # Checks the flags before any work.
   for name in ('image_size', 'batch_size'):
     if FLAGS[name].value <= 0:
       raise ValueError(f'--{name}: expected a positive int, got '
@@ -153,22 +143,18 @@ def main(argv):
     notes.append(f'{len(files) - len(used)} unreadable image(s) skipped')
   masks = evaluation.draw_masks(mask_fn, len(images), FLAGS.seed)
 
-  model = inpainting.load_model(FLAGS.saved_model, FLAGS.checkpoint_dir)
-  if FLAGS.name:
-    name = FLAGS.name
-  elif FLAGS.saved_model:
-    name = _saved_model_variant(FLAGS.saved_model) or evaluation.MODEL_NAME
-  else:
-    name = model.variant
+  model = inpainter.load_inpainter(FLAGS.saved_model, FLAGS.checkpoint_dir)
+  model.options = _cli.completion_options(model.options)
+  name = FLAGS.name or model.variant or evaluation.MODEL_NAME
   result = evaluation.evaluate(
       model, images, masks, name=name, mask_type=FLAGS.mask_type,
       batch_size=FLAGS.batch_size, lpips_model=lpips_model,
-      inception=inception, pad_mode=FLAGS.pad_mode)
+      inception=inception)
   settings = {flag: FLAGS[flag].value for flag in (
       'saved_model', 'checkpoint_dir', 'data', 'mask_type', 'mask_dir',
       'invert_masks', 'num_images', 'seed', 'image_size', 'hole_size',
-      'max_delta', 'margin', 'lpips_weights', 'inception_weights',
-      'pad_mode')}
+      'max_delta', 'margin', 'lpips_weights', 'inception_weights')}
+  settings.update(dataclasses.asdict(model.options))
   settings['images_evaluated'] = len(images)
   csv_path, json_path = evaluation.write_report(result, FLAGS.output_dir,
                                                 settings, notes)

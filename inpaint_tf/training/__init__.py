@@ -14,8 +14,8 @@ Three rooms, in the manner of a task/trainer split:
 signals) and ``logs`` the progress line and TensorBoard helpers.
 """
 
+from inpaint_tf.progress import ProgressBar
 from inpaint_tf.training.logs import image_grid
-from inpaint_tf.training.logs import ProgressBar
 from inpaint_tf.training.logs import WeightsLog
 from inpaint_tf.training.loop import Trainer
 from inpaint_tf.training.process import configure_determinism

@@ -44,9 +44,10 @@ from typing import Any, Dict, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
+from inpaint_tf import completion
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
-from inpaint_tf import inference
+from inpaint_tf import progress
 from inpaint_tf import run_dir
 from inpaint_tf import validation
 from inpaint_tf.keras_api import keras
@@ -170,7 +171,7 @@ class Trainer:
           validation_set, log_dir, config.model.variant, self.is_chief)
     self._predict_fn = tf.function(self._predict, autograph=False)
     self._complete_fn = tf.function(
-        functools.partial(inference.complete_uint8, self._predict),
+        functools.partial(completion.complete_uint8, self._predict),
         autograph=False)
     # Seconds spent in ``validate`` and in training steps (for the overhead).
     self.eval_seconds = 0.0
@@ -433,7 +434,7 @@ class Trainer:
     validate = self._resume_logs(step)
     bar = None
     if self.progress_stream is not False and self.is_chief:
-      bar = logs.ProgressBar(max_steps, stream=self.progress_stream,
+      bar = progress.ProgressBar(max_steps, stream=self.progress_stream,
                              every=tc.log_every)
     sums = collections.defaultdict(float)
     counts = collections.defaultdict(int)
