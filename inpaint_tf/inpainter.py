@@ -33,7 +33,7 @@ from inpaint_tf.progress import ProgressBar
 # Peak memory of the 'original' strategy per padded pixel and unit of the
 # generator width cnum, measured on the exported cnum=32 GEPE-Net at
 # 2048x2048 (tools/benchmark.py --sections=inference; BUILD.md).
-ORIGINAL_BYTES_PER_PIXEL_CNUM = 40.
+ORIGINAL_BYTES_PER_PIXEL_CNUM = 45.
 # Memory that TensorFlow and the model need besides (measured at 256x256).
 BASE_BYTES = 0.8e9
 

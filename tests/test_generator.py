@@ -190,6 +190,21 @@ class GeneratorInputTest(tf.test.TestCase):
       generator_lib.build_generator('unet')
 
 
+class UpsamplingTest(tf.test.TestCase):
+
+  def test_phase_convolution_equals_upsample_then_conv(self):
+    """``_up`` equals nearest 2x upsampling followed by the convolution."""
+    rng = np.random.default_rng(8)
+    x = tf.constant(rng.standard_normal((2, 5, 7, 3)).astype(np.float32))
+    conv = keras.layers.Conv2D(4, 3, padding='same', activation='elu')
+    conv.build(x.shape)
+    conv.bias.assign(rng.standard_normal(4).astype(np.float32))
+    up = np.repeat(np.repeat(x.numpy(), 2, axis=1), 2, axis=2)
+    self.assertAllEqual(ops.resize_nearest(x, [10, 14]), up)
+    self.assertAllClose(generator_lib.Generator._up(x, conv), conv(up),
+                        atol=1e-5, rtol=0)
+
+
 class HoleOnlyAttentionTest(tf.test.TestCase):
 
   def test_hole_only_equals_full_attention_with_gradients(self):

@@ -39,7 +39,7 @@ from inpaint_tf.layers import query_attention
 
 # Output blocks per chunk of the query path; see tools/benchmark.py
 # --sections=attention and BUILD.md for the measurement behind it.
-DEFAULT_CHUNK_SIZE = 1024
+DEFAULT_CHUNK_SIZE = 256
 
 
 def _patch_matrix(x: tf.Tensor, ksize: int) -> tf.Tensor:
