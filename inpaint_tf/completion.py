@@ -78,8 +78,8 @@ class CompletionOptions:
   """
   pad_mode: str = 'reflect'
   hd_strategy: str = 'crop'
-  hd_crop_margin: int = 64
-  hd_resize_limit: int = 512
+  hd_crop_margin: int = 128
+  hd_resize_limit: int = 256
 
   def __post_init__(self):
     check_choice('pad_mode', self.pad_mode, PAD_MODES)

@@ -8,7 +8,7 @@
   (non-zero = hole) -> ``inpainted`` uint8 [N,H,W,3]. Any H and W: the
   graph completes the image with the HD strategy chosen at export
   (``completion.CompletionOptions``: by default each hole region is
-  completed in a crop around it, scaled down to at most 512 pixels, so
+  completed in a crop around it, scaled down to at most 256 pixels, so
   memory stays bounded for photographs of any size), and known pixels are
   copied back from the input.
 * ``serving_hd``: the same plus three scalar inputs that choose the

@@ -69,6 +69,25 @@ class ExportTest(tf.test.TestCase):
         inpainter.load_inpainter(saved_model=self.path)(image[0], mask[0]),
         out[0])
 
+  def test_serving_hd_chooses_the_strategy_per_request(self):
+    image = util.random_image(40, 72, seed=4)[None]
+    mask = util.box_mask(40, 72, 4, 8, 12, 20)[None] // 255
+    serve = self.loaded.signatures[export.SERVING_HD]
+    for strategy, margin, limit in (('resize', 0, 32), ('crop', 4, 16),
+                                    ('original', 0, 16)):
+      out = serve(image=tf.constant(image), mask=tf.constant(mask),
+                  hd_strategy=tf.constant(strategy),
+                  hd_crop_margin=tf.constant(margin),
+                  hd_resize_limit=tf.constant(limit))['inpainted'].numpy()
+      self.assertAllEqual(out, util.inpaint(
+          self.gen, image, mask, hd_strategy=strategy, hd_crop_margin=margin,
+          hd_resize_limit=limit))
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                'hd_resize_limit: expected >= 16'):
+      serve(image=tf.constant(image), mask=tf.constant(mask),
+            hd_strategy=tf.constant('crop'), hd_crop_margin=tf.constant(0),
+            hd_resize_limit=tf.constant(8))
+
   def test_mask_size_mismatch_fails(self):
     with self.assertRaisesRegex(tf.errors.InvalidArgumentError, 'mask'):
       self._serve(np.zeros((1, 16, 16, 3), np.uint8),
