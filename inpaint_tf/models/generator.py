@@ -191,7 +191,7 @@ class Generator(keras.Model):
         raise ValueError(
             f'masked: expected [B,H,W,3] with H and W divisible by '
             f'{SIZE_MULTIPLE}, got shape {masked.shape.as_list()} ({name}='
-            f'{dim}); pad the input (the inference API does) or resize it')
+            f'{dim}); pad the input (inpainter.Inpainter does) or resize it')
     mb, mh, mw = mask.shape[:3]
     if ((mh is not None and h is not None and mh != h)
         or (mw is not None and w is not None and mw != w)
