@@ -74,7 +74,8 @@ class CompletionOptions:
     hd_resize_limit: the longest side the network sees with ``'crop'`` and
       ``'resize'``, in pixels, >= ``MIN_RESIZE_LIMIT``.
 
-  The defaults were chosen by measurement (BUILD.md, "HD strategies").
+  The defaults were chosen by measurement (BUILD.md, "Inference on
+  photographs").
   """
   pad_mode: str = 'reflect'
   hd_strategy: str = 'crop'
@@ -91,6 +92,7 @@ class CompletionOptions:
         or self.hd_resize_limit < MIN_RESIZE_LIMIT):
       raise ValueError(f'hd_resize_limit: expected an int >= '
                        f'{MIN_RESIZE_LIMIT}, got {self.hd_resize_limit!r}')
+
 
 # (masked [B,H,W,3] float32 in [-1,1], mask [B,H,W,1] float32 {0,1}) -> pred
 # [B,H,W,3] float32 in [-1,1].
@@ -173,8 +175,6 @@ def complete_uint8(generator_fn: GeneratorFn, image: tf.Tensor,
   pred = generator_fn(xp * (1.0 - mp), mp)
   pred = float_to_uint8(pred[:, :h, :w, :])
   return tf.where(tf.broadcast_to(hole, tf.shape(image)), pred, image)
-
-
 
 
 def hole_regions(hole: tf.Tensor, cell: int = REGION_CELL):

@@ -12,7 +12,6 @@ also wraps a generator in memory (``Inpainter.from_generator``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -174,8 +173,8 @@ def _too_large(shape, needed, available) -> str:
   else:
     amount = (f'about {needed / 1e9:.1f} GB, more than the '
               f'{available / 1e9:.1f} GB available')
-  return (f'hd_strategy: the {size} image needs {amount} with '
-          f"'original'; use --hd_strategy=crop or --hd_strategy=resize")
+  return (f"hd_strategy: with 'original' the {size} image needs {amount}; "
+          'use --hd_strategy=crop or --hd_strategy=resize')
 
 
 def _saved_model_complete(loaded, pad_mode: str) -> CompleteFn:
@@ -188,8 +187,9 @@ def _saved_model_complete(loaded, pad_mode: str) -> CompleteFn:
 
   def complete(image, hole, options):
     if options.pad_mode != pad_mode:
-      logging.warning('pad_mode: the SavedModel pads with %r (chosen at '
-                      'export); %r is ignored', pad_mode, options.pad_mode)
+      logging.log_first_n(
+          logging.WARNING, 'pad_mode: the SavedModel pads with %r (chosen at '
+          'export); %r is ignored', 1, pad_mode, options.pad_mode)
     return serve(image=image, mask=hole,
                  hd_strategy=tf.constant(options.hd_strategy),
                  hd_crop_margin=tf.constant(options.hd_crop_margin),
@@ -252,9 +252,10 @@ def _read_pair(image_path: str, mask_path: str):
   image = image_io.load_image(image_path, name='image')
   mask = image_io.load_mask(mask_path, name='mask')
   if mask.shape[:2] != image.shape[:2]:
-    raise SizeMismatchError(f'mask: expected a {image.shape[0]}x{image.shape[1]} '
-                     f'mask (the size of {os.path.basename(image_path)}), got '
-                     f'{mask.shape[0]}x{mask.shape[1]} from {mask_path!r}')
+    raise SizeMismatchError(
+        f'mask: expected a {image.shape[0]}x{image.shape[1]} mask (the size '
+        f'of {os.path.basename(image_path)}), got {mask.shape[0]}x'
+        f'{mask.shape[1]} from {mask_path!r}')
   return image, mask
 
 
