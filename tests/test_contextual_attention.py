@@ -276,12 +276,12 @@ def test_query_mask_equals_full_layer(name, params, f, b, mask, query):
   else:
     q = _scatter(f.shape, 0.2, seed=f.shape[1])
   # A small chunk makes several chunks per sample.
-  layer = _layer_from_params(params, chunk_size=5)
+  layer = _layer_from_params(params, chunk_size=5, whole_map_positions=0)
   same = np.array_equal(f, b)
   ft = tf.constant(f)
   bt = ft if same else tf.constant(b)
   full = layer(ft, bt, mask).numpy()
-  y = layer(ft, bt, mask, query_mask=q).numpy()
+  y = tf.function(lambda: layer(ft, bt, mask, query_mask=q))().numpy()
   np.testing.assert_allclose(y * q, full * q, atol=1e-5, rtol=0)
   np.testing.assert_array_equal(y * (1 - q), 0.)
 
@@ -290,21 +290,39 @@ def test_query_mask_chunk_size_and_broadcast_do_not_change_values():
   case = dict(CASES)['rate2_fuse']
   f, mask = case['f'], case['mask']
   q = _scatter(f.shape, 0.3, seed=3)[:1]
-  results = [_layer_from_params(case['params'], chunk_size=c)(
-      f, f, mask, query_mask=q).numpy() for c in (1, 7, 4096)]
+  def run(chunk, query):
+    layer = _layer_from_params(case['params'], chunk_size=chunk,
+                               whole_map_positions=0)
+    return tf.function(lambda: layer(f, f, mask, query_mask=query))().numpy()
+
+  results = [run(c, q) for c in (1, 7, 4096)]
   for other in results[1:]:
     np.testing.assert_allclose(other, results[0], atol=1e-6, rtol=0)
   # A [1,H,W,1] query applies to every sample.
   tiled = np.repeat(q, f.shape[0], axis=0)
-  np.testing.assert_array_equal(
-      _layer_from_params(case['params'], chunk_size=7)(
-          f, f, mask, query_mask=tiled).numpy(), results[1])
+  np.testing.assert_array_equal(run(7, tiled), results[1])
 
 
 def test_query_mask_without_queries_gives_zeros():
   x = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
-  y = ContextualAttention(rate=2)(x, x, None, query_mask=np.zeros((2, 8, 8, 1)))
-  np.testing.assert_array_equal(y.numpy(), 0.)
+  for whole in (0, 16):
+    y = ContextualAttention(rate=2, whole_map_positions=whole)(
+        x, x, None, query_mask=np.zeros((2, 8, 8, 1)))
+    np.testing.assert_array_equal(y.numpy(), 0.)
+
+
+def test_small_maps_are_computed_whole_and_masked():
+  """At most ``whole_map_positions`` positions: the full layer times q."""
+  case = dict(CASES)['rate2_fuse']  # 32x32 at rate 2: 256 positions.
+  f, mask = case['f'], case['mask']
+  q = _scatter(f.shape, 0.3, seed=9)
+  full = _layer_from_params(case['params'])(f, f, mask).numpy()
+  whole = _layer_from_params(case['params'], whole_map_positions=256)
+  np.testing.assert_array_equal(whole(f, f, mask, query_mask=q).numpy(),
+                                full * q)
+  chunked = _layer_from_params(case['params'], whole_map_positions=255)
+  np.testing.assert_allclose(chunked(f, f, mask, query_mask=q).numpy(),
+                             full * q, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize('name,params,f,b,mask', REFERENCE_INPUTS,
@@ -318,7 +336,7 @@ def test_query_mask_gradients_equal_full_layer(name, params, f, b, mask):
       f.shape).astype(np.float32))
   fv = tf.Variable(f)
   bv = tf.Variable(b)
-  layer = _layer_from_params(params, chunk_size=6)
+  layer = _layer_from_params(params, chunk_size=6, whole_map_positions=0)
 
   def grads(query):
     with tf.GradientTape() as tape:

@@ -222,7 +222,14 @@ class HoleOnlyAttentionTest(tf.test.TestCase):
     full.build()
     full.set_weights(hole_only.get_weights())
 
-    def run(gen):
+    # Unknown sizes: the layers take the chunked query path.
+    spec = [tf.TensorSpec([2, None, None, c], tf.float32) for c in (3, 1)]
+
+    @tf.function(input_signature=spec)
+    def run_hole_only(truth, mask):
+      return run(hole_only, truth, mask)
+
+    def run(gen, truth, mask):
       with tf.GradientTape() as tape:
         out = gen((truth * (1. - mask), mask), ground_truth=truth,
                   structured=True)
@@ -231,14 +238,16 @@ class HoleOnlyAttentionTest(tf.test.TestCase):
              for a, b in zip(out.features, out.targets)])
       return out, tape.gradient(loss, gen.trainable_variables)
 
-    (out_a, grads_a), (out_b, grads_b) = run(hole_only), run(full)
+    (out_a, grads_a) = run_hole_only(truth, mask)
+    (out_b, grads_b) = run(full, truth, mask)
     self.assertAllClose(out_a.image, out_b.image, atol=1e-5, rtol=0)
     for a, b in zip(out_a.features, out_b.features):
       self.assertAllClose(a, b, atol=1e-5, rtol=0)
     for a, b in zip(grads_a, grads_b):
       scale = float(tf.reduce_max(tf.abs(b)))
       self.assertGreater(scale, 0.)
-      self.assertAllClose(a / scale, b / scale, atol=1e-5, rtol=0)
+      # float32 rounding accumulated through the whole network.
+      self.assertAllClose(a / scale, b / scale, atol=5e-5, rtol=0)
 
 
 class GeneratorSerializationTest(tf.test.TestCase):

@@ -40,6 +40,12 @@ from inpaint_tf.layers import query_attention
 # Output blocks per chunk of the query path; see tools/benchmark.py
 # --sections=attention and BUILD.md for the measurement behind it.
 DEFAULT_CHUNK_SIZE = 256
+# Maps of at most this many attention positions ((H/rate)*(W/rate), known
+# when the layer is traced) are computed whole even with a query_mask: a
+# training step (forward and backward, per-sample holes) through the query
+# path's chunk loop was slower there (BUILD.md, "The hole-only attention
+# layer").
+DEFAULT_WHOLE_MAP_POSITIONS = 1024
 
 
 def _patch_matrix(x: tf.Tensor, ksize: int) -> tf.Tensor:
@@ -253,13 +259,18 @@ class ContextualAttention(keras.layers.Layer):
   otherwise), and ``f`` and ``b`` must have the same spatial size (as the
   original's offset computation requires). ``chunk_size`` is the number of
   output blocks (``rate x rate`` pixels) per chunk of the query path; a
-  chunk holds a few [chunk_size, (H/rate)*(W/rate)] float32 matrices.
+  chunk holds a few [chunk_size, (H/rate)*(W/rate)] float32 matrices. A
+  map whose static size gives at most ``whole_map_positions`` attention
+  positions is computed whole and then masked by ``query_mask`` (the same
+  values; faster to train at such sizes).
   """
 
   def __init__(self, ksize: int = 3, stride: int = 1, rate: int = 1,
                fuse_k: int = 3, softmax_scale: float = 10.0, fuse: bool = True,
                return_flow: bool = False,
-               chunk_size: int = DEFAULT_CHUNK_SIZE, **kwargs):
+               chunk_size: int = DEFAULT_CHUNK_SIZE,
+               whole_map_positions: int = DEFAULT_WHOLE_MAP_POSITIONS,
+               **kwargs):
     super().__init__(**kwargs)
     for name, value in (('ksize', ksize), ('rate', rate), ('fuse_k', fuse_k),
                         ('chunk_size', chunk_size)):
@@ -278,13 +289,19 @@ class ContextualAttention(keras.layers.Layer):
     self.fuse = bool(fuse)
     self.return_flow = bool(return_flow)
     self.chunk_size = int(chunk_size)
+    if (not isinstance(whole_map_positions, (int, np.integer))
+        or whole_map_positions < 0):
+      raise ValueError(f'whole_map_positions: expected an int >= 0, got '
+                       f'{whole_map_positions!r}')
+    self.whole_map_positions = int(whole_map_positions)
 
   def get_config(self):
     config = super().get_config()
     config.update(ksize=self.ksize, stride=self.stride, rate=self.rate,
                   fuse_k=self.fuse_k, softmax_scale=self.softmax_scale,
                   fuse=self.fuse, return_flow=self.return_flow,
-                  chunk_size=self.chunk_size)
+                  chunk_size=self.chunk_size,
+                  whole_map_positions=self.whole_map_positions)
     return config
 
   def compute_mask(self, inputs, mask=None):
@@ -346,8 +363,10 @@ class ContextualAttention(keras.layers.Layer):
     batch = f_shape[0]
     checks = self._dynamic_checks(f, mask, query_mask)
     if checks:
+      # Every op that could fail on a bad batch first waits for the checks.
       with tf.control_dependencies(checks):
-        f = tf.identity(f)
+        f, mask, query_mask = (None if t is None else tf.identity(t)
+                               for t in (f, mask, query_mask))
       b = f if same else b
 
     if r > 1:
@@ -366,12 +385,14 @@ class ContextualAttention(keras.layers.Layer):
     transposed = self.fuse
     usable = self._usable(mask, (h, w), transposed)  # [Bm, h*w]
     blocks = _background_blocks(b, r, transposed)
+    query = None
     if query_mask is not None:
+      query = tf.broadcast_to(
+          tf.not_equal(query_mask, tf.zeros([], query_mask.dtype)),
+          tf.concat([f_shape[:3], [1]], axis=0))
+    if query is not None and not self._whole_map(f):
       y = query_attention.query_attention(
-          fg_patches, bg_patches, usable, blocks,
-          tf.broadcast_to(
-              tf.not_equal(query_mask, tf.zeros([], query_mask.dtype)),
-              tf.concat([f_shape[:3], [1]], axis=0)), r,
+          fg_patches, bg_patches, usable, blocks, query, r,
           self.fuse_k if self.fuse else None, self.softmax_scale,
           self.chunk_size)
       return tf.cast(y, out_dtype)
@@ -386,6 +407,8 @@ class ContextualAttention(keras.layers.Layer):
     attention *= usable
     y = _paste(tf.reshape(attention, [batch] + grid + grid), blocks,
                (f_shape[1], f_shape[2]), r, channels, transposed)
+    if query is not None:
+      y *= tf.cast(query, y.dtype)
     y = tf.cast(y, out_dtype)
     if not self.return_flow:
       return y
@@ -402,6 +425,13 @@ class ContextualAttention(keras.layers.Layer):
     if r > 1:
       flow = ops.resize_nearest(flow, [f_shape[1], f_shape[2]])
     return y, flow
+
+  def _whole_map(self, f: tf.Tensor) -> bool:
+    """Whether the map is small enough to compute whole (static sizes)."""
+    height, width = f.shape[1:3]
+    return (height is not None and width is not None and
+            (height // self.rate) * (width // self.rate)
+            <= self.whole_map_positions)
 
   def _usable(self, mask, grid, transposed: bool) -> tf.Tensor:
     """[Bm, h*w] float 0/1: background patches without a hole pixel.
