@@ -45,6 +45,11 @@ flags.DEFINE_list('attention_image_sizes', ['256', '512', '1024'],
                   'Attention: image sizes whose E3-E5 shapes (width '
                   '--gen_cnum, hole a quarter of the side) compare the full '
                   'and the hole-only layer.')
+flags.DEFINE_list('training_maps', ['16x8x64x2', '16x64x128x2',
+                                    '16x16x256x1', '4x128x128x2'],
+                  'Attention: BxSxCxRATE maps whose forward+backward with a '
+                  'hole per sample (a quarter of the area) compares the full '
+                  'and the chunked query path.')
 flags.DEFINE_list('chunk_sizes', ['256', '1024', '4096'],
                   'Attention: chunk sizes of the hole-only layer.')
 flags.DEFINE_list('inference_sizes', ['256', '512', '1024', '2048', '4096'],
@@ -130,6 +135,7 @@ def attention_section() -> None:
               ('variant', 'ms/call', 'speed-up vs loop', 'max|diff| vs loop'),
               rows)
   hole_only_attention_table()
+  training_attention_table()
 
 
 def _encoder_layers(size: int, cnum: int):
@@ -172,6 +178,39 @@ def hole_only_attention_table() -> None:
               f'(cnum={FLAGS.gen_cnum}), hole a quarter of the side',
               ('image, layer', 'map', 'rate', 'variant', 'ms/call',
                'speed-up', 'max|diff| in hole'), rows)
+
+
+def training_attention_table() -> None:
+  """Forward+backward of the full layer and of the chunked query path."""
+  rng = np.random.default_rng(0)
+  rows = []
+  for spec in FLAGS.training_maps:
+    b, s, c, r = (int(v) for v in spec.split('x'))
+    x = tf.Variable(rng.standard_normal((b, s, s, c)).astype(np.float32))
+    mask = np.zeros((b, s, s, 1), np.float32)
+    for i in range(b):
+      top, left = rng.integers(0, s // 2, size=2)
+      mask[i, top:top + s // 2, left:left + s // 2] = 1.
+    mask = tf.constant(mask)
+    variants = []
+    for name, query in (('full', None), ('query path', mask)):
+      layer = ContextualAttention(rate=r, whole_map_positions=0)
+
+      def step(layer=layer, query=query):
+        with tf.GradientTape() as tape:
+          y = layer(x, x, mask, query_mask=query) * mask
+          loss = tf.reduce_sum(y * y)
+        return tape.gradient(loss, x)
+
+      variants.append((name, tf.function(step)))
+    times = time_interleaved(variants, FLAGS.repeats)
+    rows.append((f'B={b} {s}x{s}x{c}', r, (s // r) ** 2,
+                 f'{1000 * times["full"]:.0f}',
+                 f'{1000 * times["query path"]:.0f}',
+                 f'{times["full"] / times["query path"]:.2f}x'))
+  print_table('ContextualAttention forward+backward, a hole per sample '
+              '(training)', ('map', 'rate', 'positions', 'full ms',
+                             'query path ms', 'speed-up'), rows)
 
 
 def generator_section() -> None:
