@@ -80,7 +80,8 @@ def _generator_step(reweighter, loss_fn, optimizer):
 
   @tf.function
   def step(batch, guidance_batch=None):
-    result = reweighter.step(loss_fn, batch, guidance_batch)
+    result = reweighter.step(loss_fn, batch, guidance_batch,
+                             learning_rate=optimizer.learning_rate)
     optimizer.apply_gradients(
         [(g, v) for g, v in zip(result.gradients, variables) if g is not None])
     return result
@@ -166,10 +167,9 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
 
     config = AWAConfig(awa_all_parameters=all_parameters, guidance=guidance)
     reweighter = reweighting.AWAReweighter(
-        aux.tunable, gen, _selected(gen, config), config, lpips=self.lpips,
-        lookahead_lr=alpha)
+        aux.tunable, gen, _selected(gen, config), config, lpips=self.lpips)
     scalars = reweighter.step(self._loss_fn(gen, aux, fast), self.batch,
-                              self.guidance_batch).scalars
+                              self.guidance_batch, learning_rate=alpha).scalars
     used = np.array([scalars[f'dphi_{n}'] for n in aux.tunable.names])
     scale = np.abs(exact).max()
     self.assertGreater(scale, 0.0)
@@ -185,9 +185,10 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
       gen, aux = self._setup(seed=4)
       config = AWAConfig(lookahead_steps=2, guidance='mae')
       reweighter = reweighting.AWAReweighter(
-          aux.tunable, gen, _selected(gen, config), config, lookahead_lr=1e-3)
+          aux.tunable, gen, _selected(gen, config), config)
       scalars = reweighter.step(self._loss_fn(gen, aux, fast), self.batch,
-                                self.guidance_batch).scalars
+                                self.guidance_batch,
+                                learning_rate=1e-3).scalars
       results.append([float(scalars[f'dphi_{n}'])
                       for n in aux.tunable.names])
     scale = np.abs(results[1]).max()
@@ -202,10 +203,10 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
                                            reuse_generator_gradient=True)),
                          ('fixed', AWAConfig())):
       gen, aux = self._setup(seed=5)
-      reweighter = reweighting.make_reweighter(name, aux.tunable, gen, config,
-                                               lookahead_lr=1e-3)
+      reweighter = reweighting.make_reweighter(name, aux.tunable, gen, config)
       results.append(reweighter.step(self._loss_fn(gen, aux, True),
-                                     self.batch, self.guidance_batch))
+                                     self.batch, self.guidance_batch,
+                                     learning_rate=1e-3))
     exact, reused, fixed = results
     names = ['dphi_' + n for n in perceptual.TERM_NAMES]
     self.assertAllClose([reused.scalars[n] for n in names],
@@ -250,7 +251,7 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
       batch = make_batch(20 + step)
       for gen, aux, rw, opt in zip(gens, auxes, reweighters, sgd):
         result = rw.step(self._loss_fn(gen, aux, True), batch,
-                         make_batch(40 + step))
+                         make_batch(40 + step), learning_rate=opt.learning_rate)
         opt.apply_gradients(zip(result.gradients, gen.trainable_variables))
       images, masks = batch
       with tf.GradientTape() as tape:
@@ -323,8 +324,7 @@ class ToyProblemTest(tf.test.TestCase):
   def test_awa_raises_helpful_and_lowers_hurtful_weight(self):
     config = AWAConfig(guidance='mae')
     reweighter = reweighting.AWAReweighter(
-        self.tunable, self.gen, _selected(self.gen, config), config,
-        lookahead_lr=0.2)
+        self.tunable, self.gen, _selected(self.gen, config), config)
     history = self.train(reweighter, 300, lr=0.2)
     w = self.tunable().numpy()
     self.assertGreater(w[0], 1.1)
@@ -452,6 +452,8 @@ class InterfaceTest(tf.test.TestCase):
     bad_fn = lambda batch: (tf.constant(0.0), (tf.constant(1.0),) * 2, None)
     with self.assertRaisesRegex(ValueError, 'terms: expected 1 scalar'):
       reweighter.step(bad_fn, make_batch(0, size=16), make_batch(1, size=16))
+    with self.assertRaisesRegex(ValueError, "^learning_rate: AWA's look"):
+      reweighter.step(loss_fn, make_batch(0, size=16), make_batch(1, size=16))
 
   def test_checkpoint_round_trip(self):
     def loss_fn(batch):
@@ -461,7 +463,8 @@ class InterfaceTest(tf.test.TestCase):
           tf.reduce_mean(tf.abs(pred - images) * masks),), pred
     reweighter = reweighting.make_reweighter('awa', self.tunable, self.gen,
                                              AWAConfig(guidance='mae'))
-    reweighter.step(loss_fn, make_batch(0, size=16), make_batch(1, size=16))
+    reweighter.step(loss_fn, make_batch(0, size=16), make_batch(1, size=16),
+                    learning_rate=1e-4)
     path = tf.train.Checkpoint(reweighter=reweighter).save(
         os.path.join(self.get_temp_dir(), 'ckpt'))
     other_tunable = reweighting.TunableWeights([1.0], [3.0])

@@ -433,6 +433,30 @@ class LearningRateTest(util.TrainingTestCase):
     self.assertGreater(moved, 2e-4)
     self.assertLess(moved, 1e-2 * 1.5)
 
+  def test_awa_lookahead_follows_the_schedule_across_a_resume(self):
+    log_dir = os.path.join(self.root, 'awa_rates')
+    config = util.tiny_config(
+        variant='snet', pretrain_steps=1, n_critic=1, learning_rate=1e-3,
+        adversarial_learning_rate=1e-4, lr_half_life=4,
+        aux_losses='tpl_tsl', reweight='awa', guidance='mae',
+        vgg_weights=None)
+    trainer = training.Trainer(log_dir, self.dataset_fn, config,
+                               progress_stream=False)
+    self.assertAllClose(trainer.train(1)['reweight/lookahead_lr'], 1e-3)
+    last = trainer.train(2)  # Step 1 trains the critics: the other rate.
+    self.assertAllClose(last['reweight/lookahead_lr'], 1e-4 * 0.5 ** 0.25)
+    self.assertAllClose(last['reweight/lookahead_lr'],
+                        last['opt/learning_rate'])
+    resumed = training.Trainer(
+        log_dir, self.dataset_fn,
+        config.replace(adversarial_learning_rate=3e-4, lr_half_life=2),
+        progress_stream=False)
+    self.assertEqual(int(resumed.step.numpy()), 2)
+    last = resumed.train(3)
+    self.assertAllClose(last['reweight/lookahead_lr'], 3e-4 * 0.5)
+    self.assertAllClose(float(resumed.g_optimizer.learning_rate.numpy()),
+                        3e-4 * 0.5)
+
   def test_bad_rates(self):
     for field, value, pattern in (
         ('learning_rate', 0.0, '^learning_rate: expected > 0'),

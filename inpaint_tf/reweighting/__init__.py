@@ -36,8 +36,7 @@ Usage (as in ``training.task`` and ``training.steps``)::
         reweighting.tpl_tsl_weights(config.awa),
         vgg_weights=config.losses.vgg_weights)
     reweighter = reweighting.make_reweighter(
-        'awa', aux.tunable, generator, config.awa,
-        lookahead_lr=config.optimizer.learning_rate)
+        'awa', aux.tunable, generator, config.awa)
 
     def loss_fn(batch):
       images, masks = batch
@@ -47,7 +46,8 @@ Usage (as in ``training.task`` and ``training.steps``)::
 
     @tf.function
     def generator_step(batch, next_batch):
-      result = reweighter.step(loss_fn, batch, next_batch)
+      result = reweighter.step(loss_fn, batch, next_batch,
+                               learning_rate=g_opt.learning_rate)
       g_opt.apply_gradients(zip(result.gradients,
                                 generator.trainable_variables))
       return result          # .weights [6] for the CSV / TensorBoard

@@ -9,12 +9,9 @@ import tensorflow as tf
 from inpaint_tf import lpips as lpips_lib
 from inpaint_tf.config import AWAConfig
 from inpaint_tf.config import GUIDANCE_METRICS
-from inpaint_tf.config import OptimizerConfig
 from inpaint_tf.keras_api import keras
 from inpaint_tf.reweighting import base
 from inpaint_tf.reweighting.tunable import TunableWeights
-
-_LOOKAHEAD_LR = OptimizerConfig().learning_rate
 
 
 def lpips_guidance(lpips: lpips_lib.LPIPS) -> Callable[..., tf.Tensor]:
@@ -40,9 +37,10 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
       (``config.lookahead_steps`` is K).
     guidance: ``'lpips'`` or ``'mae'`` (``config.guidance`` when None).
     lpips: the LPIPS network for ``guidance='lpips'``.
-    lookahead_lr: alpha, the SGD step of the look-ahead (the generator's
-      learning rate; ``self.lookahead_lr`` is a variable a trainer with a
-      schedule can assign).
+
+  The look-ahead's SGD step alpha is the generator's learning rate of the
+  step, passed to :meth:`step` as ``learning_rate`` (the optimizer's rate
+  variable, so it follows any schedule, also after a restore).
   """
 
   uses_guidance = True
@@ -52,7 +50,6 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
                variables: Sequence[tf.Variable],
                config: AWAConfig = AWAConfig(), guidance: Optional[str] = None,
                lpips: Optional[lpips_lib.LPIPS] = None,
-               lookahead_lr: float = _LOOKAHEAD_LR,
                name: Optional[str] = None):
     super().__init__(tunable, generator, variables, config, name=name)
     guidance = config.guidance if guidance is None else guidance
@@ -69,8 +66,6 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
     # A closure, so that the LPIPS weights stay out of checkpoints.
     self._metric = (lpips_guidance(lpips) if guidance == 'lpips'
                     else mae_guidance)
-    self.lookahead_lr = tf.Variable(float(lookahead_lr), trainable=False,
-                                    name='lookahead_lr')
     self._make_optimizer(config)
 
   def guidance_gradient(self, guidance_batch, variables
@@ -106,7 +101,11 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
     tape, main, terms, raw_terms = forward[:4]
     direction = forward.direction
     fast = not self.all_parameters and base.is_linearizable(raw_terms)
-    alpha = tf.cast(self.lookahead_lr, tf.float32)
+    if forward.learning_rate is None:
+      raise ValueError("learning_rate: AWA's look-ahead steps at the "
+                       "generator's learning rate; pass the optimizer's "
+                       'learning_rate to step(), got None')
+    alpha = tf.cast(forward.learning_rate, tf.float32)
     w = tf.stop_gradient(self.tunable())
     theta = [tf.identity(v) for v in variables]
     displaced = theta
@@ -151,7 +150,7 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
       surrogate = -tf.reduce_sum(self.tunable() * products)
     grad = phi_tape.gradient(surrogate, self.tunable.phi)
     self._apply_phi_gradient(grad)
-    out = {'guidance': metric, 'surrogate': surrogate}
+    out = {'guidance': metric, 'surrogate': surrogate, 'lookahead_lr': alpha}
     out.update({f'dphi_{name}': grad[j]
                 for j, name in enumerate(self.tunable.names)})
     return out

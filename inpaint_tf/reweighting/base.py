@@ -201,6 +201,8 @@ class ForwardPass(NamedTuple):
     guidance_batch: the second batch, for reweighters that use one.
     direction: the loss gradient over the selected variables when the
       caller has it already (AWA with ``reuse_generator_gradient``).
+    learning_rate: [] float, the generator's learning rate of this step
+      (AWA's look-ahead step), or None.
   """
   tape: tf.GradientTape
   main: tf.Tensor
@@ -210,6 +212,7 @@ class ForwardPass(NamedTuple):
   batch: Any
   guidance_batch: Any
   direction: Optional[List[tf.Tensor]] = None
+  learning_rate: Optional[tf.Tensor] = None
 
 
 class Reweighter(tf.Module):
@@ -232,6 +235,8 @@ class Reweighter(tf.Module):
       tf.Module._TF_MODULE_IGNORED_PROPERTIES | {'generator'})
   uses_guidance = False
   needs_term_gradients = False
+  # Whether the look-ahead starts from the generator's own gradient.
+  reuse_generator_gradient = False
 
   def __init__(self, tunable: TunableWeights, generator: keras.Model,
                variables: Sequence[tf.Variable],
@@ -278,7 +283,8 @@ class Reweighter(tf.Module):
       raise ValueError(f'guidance_batch: {type(self).__name__} needs a second '
                        'batch (images [B,H,W,3], masks [B,H,W,1]); got None')
 
-  def step(self, loss_fn: LossFn, batch, guidance_batch=None) -> StepResult:
+  def step(self, loss_fn: LossFn, batch, guidance_batch=None,
+           learning_rate=None) -> StepResult:
     """Adapts the weights, then differentiates the reweighted loss.
 
     One forward pass of ``loss_fn`` on ``batch`` serves both (AWA with K > 1
@@ -289,6 +295,9 @@ class Reweighter(tf.Module):
       batch: the training batch, passed to ``loss_fn``.
       guidance_batch: ``(images [B,H,W,3] in [-1,1], masks [B,H,W,1],
         1 = hole)``, a second batch; AWA only.
+      learning_rate: [] float (a tensor, or the optimizer's rate variable),
+        the rate the generator update of this step uses; AWA's look-ahead
+        steps with it (Eq. 7), so it follows the generator's schedule.
 
     Returns:
       A :class:`StepResult`; apply ``result.gradients`` to
@@ -299,7 +308,7 @@ class Reweighter(tf.Module):
     with tf.GradientTape(persistent=self.needs_term_gradients) as tape:
       main, terms, raw_terms, outputs, report = call_loss_fn(
           loss_fn, batch, self.num_terms)
-    if getattr(self, 'reuse_generator_gradient', False):
+    if self.reuse_generator_gradient:
       # The generator's gradient, with the weights before this update, also
       # gives the first look-ahead direction.
       weights = tf.stop_gradient(self.weights())
@@ -309,10 +318,12 @@ class Reweighter(tf.Module):
           tf.zeros_like(v) if gradients[index[v.ref()]] is None
           else gradients[index[v.ref()]] for v in self.selected_variables()])
       extra = self._adapt(ForwardPass(tape, main, terms, raw_terms, loss_fn,
-                                      batch, guidance_batch, direction))
+                                      batch, guidance_batch, direction,
+                                      learning_rate))
     else:
       extra = self._adapt(ForwardPass(tape, main, terms, raw_terms, loss_fn,
-                                      batch, guidance_batch))
+                                      batch, guidance_batch,
+                                      learning_rate=learning_rate))
       weights = tf.stop_gradient(self.weights())
       gradients = weighted_gradients(tape, main, terms, weights, variables)
     del tape

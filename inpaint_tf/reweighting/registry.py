@@ -8,7 +8,6 @@ import tensorflow as tf
 
 from inpaint_tf import lpips as lpips_lib
 from inpaint_tf.config import AWAConfig
-from inpaint_tf.config import OptimizerConfig
 from inpaint_tf.config import REWEIGHTERS
 from inpaint_tf.keras_api import keras
 from inpaint_tf.reweighting.adaloss import AdaLossReweighter
@@ -18,8 +17,6 @@ from inpaint_tf.reweighting.base import Reweighter
 from inpaint_tf.reweighting.gradnorm import GradNormReweighter
 from inpaint_tf.reweighting.gradsim import GradSimReweighter
 from inpaint_tf.reweighting.tunable import TunableWeights
-
-_LOOKAHEAD_LR = OptimizerConfig().learning_rate
 
 
 def selected_variables(generator: keras.Model,
@@ -58,7 +55,6 @@ assert set(_CLASSES) == set(REWEIGHTERS)
 def make_reweighter(name: str, tunable: TunableWeights,
                     generator: keras.Model,
                     config: AWAConfig = AWAConfig(), *,
-                    lookahead_lr: float = _LOOKAHEAD_LR,
                     lpips: Optional[lpips_lib.LPIPS] = None) -> Reweighter:
   """Builds the reweighter ``name`` (one of ``config.REWEIGHTERS``).
 
@@ -69,7 +65,6 @@ def make_reweighter(name: str, tunable: TunableWeights,
     tunable: the weights (``TunableAuxiliaryLoss.tunable``).
     generator: the (built) generator.
     config: ``AWAConfig``.
-    lookahead_lr: AWA's look-ahead step, the generator's learning rate.
     lpips: LPIPS network for AWA's LPIPS guidance (default: built from
       ``config.lpips_weights``).
 
@@ -83,5 +78,4 @@ def make_reweighter(name: str, tunable: TunableWeights,
     return _CLASSES[name](tunable, generator, variables, config)
   if config.guidance == 'lpips' and lpips is None:
     lpips = lpips_lib.LPIPS(weights=config.lpips_weights)
-  return AWAReweighter(tunable, generator, variables, config, lpips=lpips,
-                       lookahead_lr=lookahead_lr)
+  return AWAReweighter(tunable, generator, variables, config, lpips=lpips)

@@ -207,7 +207,9 @@ class TrainSteps:
       aux = task.auxiliary.terms(pred, batch_images, batch_masks)
       return task_lib.weighted_sum(terms), aux, terms
 
-    result = task.reweighter.step(loss_fn, (images, masks), guidance)
+    # AWA's look-ahead steps at the rate of this very update.
+    result = task.reweighter.step(loss_fn, (images, masks), guidance,
+                                  learning_rate=self.g_optimizer.learning_rate)
     grad_norm = self._apply(self.g_optimizer, result.gradients, variables)
     terms = collections.OrderedDict(result.outputs)
     for j, name in enumerate(task.auxiliary_names):

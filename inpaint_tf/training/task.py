@@ -43,8 +43,8 @@ class InpaintingTask:
   policy, if any): the models' variables are created here.
 
   Args:
-    config: the experiment (model, attention, losses, critics, optimizer
-      for AWA's look-ahead rate, awa, train for the image size).
+    config: the experiment (model, attention, losses, critics, awa, train
+      for the image size).
   """
 
   def __init__(self, config: config_lib.ExperimentConfig):
@@ -68,7 +68,7 @@ class InpaintingTask:
           vgg_weights=config.losses.vgg_weights)
       self.reweighter = reweighting.make_reweighter(
           config.awa.reweight, self.auxiliary.tunable, self.generator,
-          config.awa, lookahead_lr=config.optimizer.learning_rate)
+          config.awa)
 
   @property
   def critic_variables(self):
