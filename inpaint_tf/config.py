@@ -33,6 +33,10 @@ GUIDANCE_METRICS = ('lpips', 'mae')
 SVW_NORMALIZATIONS = ('hole_bbox', 'image')
 # Auxiliary generator losses: none, or TPL + TSL (AWA paper Eqs. 4-5).
 AUX_LOSSES = ('none', 'tpl_tsl')
+# The VGG-16 of TPL/TSL and its input (vgg.VGGFeatures): torchvision's fed
+# [-1, 1] RGB (AWA's trainer), or Keras' Caffe-converted fed BGR 0-255 minus
+# the ImageNet mean.
+VGG_CONVENTIONS = ('torchvision', 'keras_caffe')
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
 # The resolution of the papers; ``scaled`` sizes are given at it.
 PAPER_IMAGE_SIZE = 256
@@ -136,9 +140,17 @@ class LossConfig(_Section):
   svw_iterations: int = _field(7, 'M_w propagation iterations.', minimum=1)
   aux_losses: str = _field('none', 'Auxiliary generator losses: none, or TPL '
                            '+ TSL on VGG-16 features.', choices=AUX_LOSSES)
+  vgg_convention: str = _field(
+      'torchvision', "VGG-16 of TPL/TSL: torchvision's ImageNet weights fed "
+      "[-1,1] RGB, as AWA's trainer (a .npz from tools.convert_vgg), or "
+      "keras_caffe: Keras' Caffe-converted weights fed BGR 0-255 minus the "
+      'ImageNet mean (another loss scale than the paper weights assume).',
+      choices=VGG_CONVENTIONS)
   vgg_weights: Optional[str] = _field(
-      'imagenet', "VGG-16 weights for TPL/TSL: 'imagenet' (Keras cache file) "
-      'or a path to a Keras no-top .h5 file.', resumable=True)
+      'imagenet', "VGG-16 weights for TPL/TSL: 'imagenet' (the Keras cache "
+      "file of the convention, vgg16_torchvision.npz or Keras' "
+      'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5) or a path to '
+      'such a file.', resumable=True)
 
 
 @dataclasses.dataclass(frozen=True)

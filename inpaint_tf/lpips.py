@@ -42,12 +42,6 @@ CHANNELS = (64, 128, 256, 512, 512)
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 _EPS = 1e-10
-# Index of each VGG-16 convolution in torchvision's ``vgg16().features``
-# (a ReLU follows each, a max pool each block): 0, 2 | 5, 7 | 10, 12, 14 | ...
-_TORCH_INDEX = dict(zip(vgg.conv_names(5), (0, 2, 5, 7, 10, 12, 14, 17, 19,
-                                            21, 24, 26, 28)))
-_CONVS = tuple((name, filters, _TORCH_INDEX[name])
-               for convs in vgg.BLOCKS for name, filters in convs)
 # The activations LPIPS compares: each block's last ReLU (relu1_2 ...).
 _TAPS = tuple(vgg.output_names(len(vgg.BLOCKS), last_pool=False).index(
     convs[-1][0]) for convs in vgg.BLOCKS)
@@ -55,12 +49,7 @@ _TAPS = tuple(vgg.output_names(len(vgg.BLOCKS), last_pool=False).index(
 
 def expected_arrays() -> Dict[str, Tuple[int, ...]]:
   """Names and shapes of the arrays of an LPIPS weights file."""
-  shapes = {}
-  cin = 3
-  for name, filters, _ in _CONVS:
-    shapes[f'{name}_kernel'] = (3, 3, cin, filters)
-    shapes[f'{name}_bias'] = (filters,)
-    cin = filters
+  shapes = vgg.conv_shapes(len(vgg.BLOCKS))
   for k, c in enumerate(CHANNELS):
     shapes[f'lin_{k}'] = (c,)
   return shapes
@@ -76,7 +65,8 @@ def arrays_from_torch(heads: Mapping[str, np.ndarray],
       ``lin{k}.model.{i}.weight`` with shape [1,C,1,1].
     backbone: torchvision ``vgg16`` state dict (keys
       ``features.{i}.weight`` [Cout,Cin,3,3] and ``features.{i}.bias``), or a
-      full LPIPS state dict (keys ``net.slice{s}.{i}.weight``).
+      full LPIPS state dict (keys ``net.slice{s}.{i}.weight``), see
+      ``vgg.torchvision_arrays``.
 
   Returns:
     Dict of float32 arrays named as :func:`expected_arrays`.
@@ -96,28 +86,7 @@ def arrays_from_torch(heads: Mapping[str, np.ndarray],
       raise ValueError(f'heads: {keys[0]} expected {c} values, got shape '
                        f'{list(w.shape)}')
     out[f'lin_{k}'] = w.reshape(c)
-  by_index = {}
-  for key, value in backbone.items():
-    m = re.fullmatch(r'(?:module\.)?(?:features|net\.slice\d)\.(\d+)\.'
-                     r'(weight|bias)', key)
-    if m:
-      by_index[(int(m.group(1)), m.group(2))] = value
-  shapes = expected_arrays()
-  for name, _, index in _CONVS:
-    for part in ('weight', 'bias'):
-      if (index, part) not in by_index:
-        raise ValueError(f'backbone: missing features.{index}.{part} (VGG-16 '
-                         f'layer {name})')
-    kernel = np.asarray(by_index[(index, 'weight')], np.float32)
-    kernel = kernel.transpose(2, 3, 1, 0)  # [out,in,kh,kw] -> [kh,kw,in,out]
-    bias = np.asarray(by_index[(index, 'bias')], np.float32)
-    for suffix, array in (('kernel', kernel), ('bias', bias)):
-      if array.shape != shapes[f'{name}_{suffix}']:
-        raise ValueError(
-            f'backbone: features.{index} ({name}) expected {suffix} shape '
-            f'{list(shapes[f"{name}_{suffix}"])}, got {list(array.shape)}')
-    out[f'{name}_kernel'] = kernel
-    out[f'{name}_bias'] = bias
+  out.update(vgg.torchvision_arrays(backbone, argument='backbone'))
   return out
 
 
@@ -191,9 +160,7 @@ class LPIPS(keras.layers.Layer):
     self.weights_path = None if isinstance(weights, Mapping) else weights
     self._backbone = vgg.network(len(vgg.BLOCKS), 'lpips_vgg16',
                                  last_pool=False)
-    for name, _, _ in _CONVS:
-      self._backbone.get_layer(name).set_weights(
-          [arrays[f'{name}_kernel'], arrays[f'{name}_bias']])
+    vgg.set_arrays(self._backbone, arrays, len(vgg.BLOCKS))
     self._heads = [
         self.add_weight(name=f'lin_{k}', shape=(c,), dtype=tf.float32,
                         initializer=keras.initializers.Constant(

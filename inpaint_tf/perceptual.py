@@ -22,8 +22,9 @@ Loss Reweighting for Image Inpainting"):
 The term order everywhere is :data:`TERM_NAMES`:
 ``(perc_1, perc_2, perc_3, style_1, style_2, style_3)``.
 
-The features come from ``vgg.VGGFeatures`` (Keras' ImageNet VGG-16 weights,
-never downloaded); the weights ``w`` are a ``reweighting.TunableWeights``.
+The features come from ``vgg.VGGFeatures`` (by default torchvision's
+ImageNet VGG-16 fed the [-1, 1] RGB images, as the authors' trainer; never
+downloaded); the weights ``w`` are a ``reweighting.TunableWeights``.
 """
 
 from __future__ import annotations
@@ -159,17 +160,20 @@ class TunableAuxiliaryLoss(tf.Module):
 
   Args:
     tunable: the six weights (``reweighting.tpl_tsl_weights``).
-    features: a ``vgg.VGGFeatures``; built from ``vgg_weights`` when None.
-    vgg_weights: see ``vgg.VGGFeatures`` (used only when ``features`` is
-      None).
+    features: a ``vgg.VGGFeatures``; built from ``vgg_weights`` and
+      ``vgg_convention`` when None.
+    vgg_weights, vgg_convention: see ``vgg.VGGFeatures`` (``weights``,
+      ``convention``; used only when ``features`` is None).
   """
 
   def __init__(self, tunable, features: Optional[vgg.VGGFeatures] = None,
                vgg_weights: Optional[str] = 'imagenet',
+               vgg_convention: str = 'torchvision',
                name: Optional[str] = None):
     super().__init__(name=name)
     self.vgg = (features if features is not None
-                else vgg.VGGFeatures(weights=vgg_weights))
+                else vgg.VGGFeatures(weights=vgg_weights,
+                                     convention=vgg_convention))
     self.tunable = tunable
 
   def terms(self, pred: tf.Tensor, ground_truth: tf.Tensor,

@@ -23,7 +23,7 @@ import re
 import socket
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
@@ -56,6 +56,21 @@ def _read_json(path: str, argument: str):
       raise ValueError(f'{argument}: {path} is not valid JSON: {e}') from e
 
 
+def _read_config_json(path: str) -> Dict[str, Dict[str, Any]]:
+  """A run's ``config.json``, with the settings older runs did not record.
+
+  ``vgg_convention``: runs from before the setting computed TPL/TSL on
+  Keras' weights (``'keras_caffe'``); without TPL/TSL it plays no part.
+  """
+  values = _read_json(path, 'log_dir')
+  losses = values.setdefault('losses', {})
+  if 'vgg_convention' not in losses:
+    losses['vgg_convention'] = (
+        'keras_caffe' if losses.get('aux_losses') == 'tpl_tsl'
+        else config_lib.LossConfig.vgg_convention)
+  return values
+
+
 def record_config(log_dir: str, config: config_lib.ExperimentConfig,
                   write: bool = True) -> List[str]:
   """Writes ``config.json``, or checks a resumed run against it.
@@ -78,7 +93,7 @@ def record_config(log_dir: str, config: config_lib.ExperimentConfig,
   changes = []
   if tf.io.gfile.exists(path):
     conflicts, changes = config_lib.resume_conflicts(
-        _read_json(path, 'log_dir'), config)
+        _read_config_json(path), config)
     if conflicts:
       first = conflicts[0]
       name = first.split(':', 1)[0]
@@ -100,7 +115,7 @@ def load_config(log_dir: str) -> config_lib.ExperimentConfig:
   path = os.path.join(log_dir, CONFIG_JSON)
   if not tf.io.gfile.exists(path):
     raise ValueError(f'log_dir: expected {path}, not found')
-  return config_lib.ExperimentConfig.from_dict(_read_json(path, 'log_dir'))
+  return config_lib.ExperimentConfig.from_dict(_read_config_json(path))
 
 
 def remove_stale_checkpoint_files(ckpt_dir: str) -> None:

@@ -14,6 +14,7 @@ from absl import flags
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import config_flags
+from inpaint_tf import run_dir
 import training_testutil as util
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,6 +100,28 @@ class ExperimentConfigTest(unittest.TestCase):
     del saved['model']['cnum']
     conflicts, _ = config_lib.resume_conflicts(saved, util.tiny_config())
     self.assertEqual(conflicts, ["cnum: '<not recorded>' -> 4"])
+
+
+class OlderRunConfigTest(unittest.TestCase):
+  """config.json of runs from before ``vgg_convention`` existed."""
+
+  def test_tpl_tsl_runs_keep_keras_weights_and_others_resume(self):
+    for aux, expected in (('tpl_tsl', 'keras_caffe'), ('none', 'torchvision')):
+      with tempfile.TemporaryDirectory() as log_dir:
+        config = util.tiny_config(aux_losses=aux, vgg_weights=None)
+        values = config.to_dict()
+        del values['losses']['vgg_convention']
+        with open(os.path.join(log_dir, run_dir.CONFIG_JSON), 'w') as f:
+          json.dump(values, f)
+        self.assertEqual(run_dir.load_config(log_dir).losses.vgg_convention,
+                         expected)
+        resumed = config.replace(vgg_convention=expected)
+        self.assertEqual(run_dir.record_config(log_dir, resumed), [])
+        if aux == 'tpl_tsl':
+          with self.assertRaisesRegex(
+              ValueError, "^vgg_convention: expected the value of the run .*"
+              "'keras_caffe' -> 'torchvision'"):
+            run_dir.record_config(log_dir, config)
 
 
 class ConfigFlagsTest(unittest.TestCase):

@@ -161,7 +161,7 @@ class LPIPSTest(tf.test.TestCase):
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
         text=True, timeout=300, check=False)
     self.assertEqual(proc.returncode, 1)
-    self.assertRegex(proc.stderr, 'error: convert_lpips needs PyTorch')
+    self.assertRegex(proc.stderr, 'error: this converter needs PyTorch')
 
 
 if __name__ == '__main__':

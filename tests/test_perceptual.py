@@ -13,6 +13,10 @@ from inpaint_tf import vgg as vgg_lib
 from inpaint_tf import weights as weights_lib
 from inpaint_tf.config import AWAConfig
 from inpaint_tf.keras_api import keras
+import make_vgg_reference
+
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data',
+                         'vgg16_torchvision_reference.npz')
 
 
 def _images(seed, shape=(2, 32, 32)):
@@ -43,7 +47,7 @@ class VGGFeaturesTest(tf.test.TestCase):
         include_top=False, weights=None, input_shape=(None, None, 3))
     path = os.path.join(self.get_temp_dir(), 'vgg16_notop.h5')
     keras_vgg.save_weights(path)
-    vgg = vgg_lib.VGGFeatures(weights=path)
+    vgg = vgg_lib.VGGFeatures(weights=path, convention='keras_caffe')
     pred, _, _ = _images(0, (2, 32, 48))
     reference = keras.Model(
         keras_vgg.input,
@@ -68,16 +72,22 @@ class VGGFeaturesTest(tf.test.TestCase):
                            fallback)]
       self.assertEqual(weights_lib.keras_cache_dirs(), folders)
       with self.assertRaises(weights_lib.WeightsNotFoundError) as ctx:
-        vgg_lib.VGGFeatures()
+        vgg_lib.VGGFeatures(convention='keras_caffe')
       message = str(ctx.exception)
       self.assertIsInstance(ctx.exception, FileNotFoundError)
       self.assertIsInstance(ctx.exception, ValueError)
-      self.assertTrue(message.startswith('vgg_weights: expected VGG-16'),
-                      message)
+      self.assertTrue(message.startswith(
+          "vgg_weights: expected Keras' VGG-16"), message)
       for folder in folders:
         self.assertIn(folder, message)
       self.assertIn(vgg_lib.VGG16_NOTOP_URL, message)
       self.assertNotIn('\n', message)
+      # The default convention asks for the converted torchvision file.
+      with self.assertRaisesRegex(
+          weights_lib.WeightsNotFoundError,
+          '^vgg_weights: expected torchvision VGG-16 .*'
+          f'{vgg_lib.TORCHVISION_FILE}.*tools.convert_vgg'):
+        vgg_lib.VGGFeatures()
       # A weights file in the fallback cache is found, then one in
       # KERAS_HOME, which is searched first.
       keras_vgg = keras.applications.VGG16(
@@ -87,7 +97,7 @@ class VGGFeaturesTest(tf.test.TestCase):
         keras_vgg.save_weights(os.path.join(folder, vgg_lib.VGG16_NOTOP_FILE))
         self.assertEqual(weights_lib.cached(vgg_lib.VGG16_NOTOP_FILE),
                          os.path.join(folder, vgg_lib.VGG16_NOTOP_FILE))
-      loaded = vgg_lib.VGGFeatures()
+      loaded = vgg_lib.VGGFeatures(convention='keras_caffe')
       pred, _, _ = _images(3)
       want = keras.Model(keras_vgg.input,
                          keras_vgg.get_layer('block1_pool').output)(
@@ -105,11 +115,52 @@ class VGGFeaturesTest(tf.test.TestCase):
     model.build((None, 3))
     model.save_weights(path)
     with self.assertRaisesRegex(ValueError, 'lacks VGG-16 layers'):
-      vgg_lib.VGGFeatures(weights=path)
+      vgg_lib.VGGFeatures(weights=path, convention='keras_caffe')
+
+  def test_file_of_the_other_convention_is_rejected(self):
+    keras_file = os.path.join(self.get_temp_dir(), 'keras_vgg.h5')
+    vgg_lib.network(3, 'vgg').save_weights(keras_file)
+    with self.assertRaisesRegex(
+        ValueError, "^vgg_weights: expected torchvision VGG-16 .* got Keras' "
+        'HDF5 weights .* --vgg_convention=keras_caffe'):
+      vgg_lib.VGGFeatures(weights=keras_file)
+    npz = os.path.join(self.get_temp_dir(), 'torchvision_vgg.npz')
+    np.savez(npz, **vgg_lib.torchvision_arrays(
+        make_vgg_reference.random_state_dict(), num_blocks=3))
+    with self.assertRaisesRegex(
+        ValueError, "^vgg_weights: expected Keras' VGG-16 .* got the .npz "
+        '.* --vgg_convention=torchvision'):
+      vgg_lib.VGGFeatures(weights=npz, convention='keras_caffe')
+    with self.assertRaisesRegex(ValueError,
+                                '^vgg_convention: expected one of'):
+      vgg_lib.VGGFeatures(weights=None, convention='caffe')
+
+  def test_torchvision_file_with_missing_or_misshapen_layers(self):
+    arrays = vgg_lib.torchvision_arrays(
+        make_vgg_reference.random_state_dict(), num_blocks=3)
+    for name, change in (('block3_conv3_kernel', None),
+                         ('block2_conv1_bias', np.zeros(7, np.float32))):
+      broken = dict(arrays)
+      if change is None:
+        del broken[name]
+      else:
+        broken[name] = change
+      path = os.path.join(self.get_temp_dir(), f'broken_{name}.npz')
+      np.savez(path, **broken)
+      with self.assertRaisesRegex(
+          ValueError, f"^vgg_weights: .* array '{name}' expected shape .*, "
+          'got .*tools.convert_vgg'):
+        vgg_lib.VGGFeatures(weights=path)
+    state = make_vgg_reference.random_state_dict()
+    del state['features.12.bias']
+    with self.assertRaisesRegex(ValueError, r'^input: missing features\.12'
+                                r'\.bias \(VGG-16 layer block3_conv2\)'):
+      vgg_lib.torchvision_arrays(state, num_blocks=3, argument='input')
 
   def test_config_round_trip(self):
     config = self.vgg.get_config()
     self.assertIsNone(config['weights'])
+    self.assertEqual(config['convention'], 'torchvision')
     clone = vgg_lib.VGGFeatures.from_config(config)
     self.assertEqual(clone.get_config(), config)
 
@@ -145,15 +196,51 @@ class VGGFeaturesTest(tf.test.TestCase):
   def test_directional_derivatives_match_reverse_mode(self):
     pred, gt, mask = _images(4)
     tangent = tf.random.stateless_normal(pred.shape, seed=[4, 2])
-    with tf.GradientTape(persistent=True) as tape:
-      tape.watch(pred)
-      terms = perceptual.perceptual_style_terms(self.vgg, pred, gt, mask)
-    expected = [tf.reduce_sum(tape.gradient(t, pred) * tangent)
-                for t in terms]
-    got = terms.directional_derivatives(tangent)
-    scale = max(float(tf.reduce_max(tf.abs(expected))), 1e-12)
-    self.assertAllClose(got / scale, tf.stack(expected) / scale, atol=1e-4)
-    self.assertIs(terms.pred, pred)
+    keras.utils.set_random_seed(4)
+    caffe = vgg_lib.VGGFeatures(weights=None, convention='keras_caffe')
+    for features in (self.vgg, caffe):
+      with tf.GradientTape(persistent=True) as tape:
+        tape.watch(pred)
+        terms = perceptual.perceptual_style_terms(features, pred, gt, mask)
+      expected = [tf.reduce_sum(tape.gradient(t, pred) * tangent)
+                  for t in terms]
+      got = terms.directional_derivatives(tangent)
+      scale = max(float(tf.reduce_max(tf.abs(expected))), 1e-12)
+      self.assertAllClose(got / scale, tf.stack(expected) / scale, atol=1e-4,
+                          msg=features.convention)
+      self.assertIs(terms.pred, pred)
+
+
+class TorchvisionReferenceTest(tf.test.TestCase):
+  """``VGGFeatures`` against PyTorch's features (tests/make_vgg_reference.py).
+
+  The reference holds what torchvision's ``vgg16().features[:17]`` gives on
+  [-1, 1] images with random weights; the test rebuilds those weights in
+  torchvision's layout and passes them through the project's converter.
+  """
+
+  def test_converted_weights_give_pytorch_features(self):
+    state = make_vgg_reference.random_state_dict()
+    with np.load(REFERENCE) as data:
+      reference = {k: data[k] for k in data.files}
+    self.assertAllClose(
+        [v.astype(np.float64).sum() for v in state.values()],
+        reference['weight_sums'], rtol=1e-12, atol=0)
+    path = os.path.join(self.get_temp_dir(), 'vgg16_torchvision.npz')
+    np.savez(path, **vgg_lib.torchvision_arrays(state, num_blocks=3))
+    features = vgg_lib.VGGFeatures(weights=path)
+    self.assertEqual(features.convention, 'torchvision')
+    got = features(tf.constant(reference['images']))
+    for name, g in zip(('pool1', 'pool2', 'pool3'), got):
+      self.assertEqual(g.shape, reference[name].shape)
+      self.assertGreater(np.abs(reference[name]).max(), 1.0)
+      self.assertAllClose(g, reference[name], rtol=1e-5, atol=1e-5, msg=name)
+    # The Caffe convention on the same weights is another function.
+    caffe = vgg_lib.VGGFeatures(weights=None, convention='keras_caffe')
+    vgg_lib.set_arrays(caffe._network,  # pylint: disable=protected-access
+                       vgg_lib.torchvision_arrays(state, num_blocks=3), 3)
+    other = caffe(tf.constant(reference['images']))[0]
+    self.assertGreater(np.abs(other - reference['pool1']).max(), 1.0)
 
 
 class TunableWeightsTest(tf.test.TestCase):

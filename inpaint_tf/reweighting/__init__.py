@@ -34,7 +34,8 @@ Usage (as in ``training.task`` and ``training.steps``)::
 
     aux = perceptual.TunableAuxiliaryLoss(
         reweighting.tpl_tsl_weights(config.awa),
-        vgg_weights=config.losses.vgg_weights)
+        vgg_weights=config.losses.vgg_weights,
+        vgg_convention=config.losses.vgg_convention)
     reweighter = reweighting.make_reweighter(
         'awa', aux.tunable, generator, config.awa)
 

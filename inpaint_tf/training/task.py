@@ -65,7 +65,8 @@ class InpaintingTask:
     if config.losses.aux_losses == 'tpl_tsl':
       self.auxiliary = perceptual.TunableAuxiliaryLoss(
           reweighting.tpl_tsl_weights(config.awa),
-          vgg_weights=config.losses.vgg_weights)
+          vgg_weights=config.losses.vgg_weights,
+          vgg_convention=config.losses.vgg_convention)
       self.reweighter = reweighting.make_reweighter(
           config.awa.reweight, self.auxiliary.tunable, self.generator,
           config.awa)
