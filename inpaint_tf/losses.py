@@ -277,7 +277,8 @@ def masked_gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor],
                             real: tf.Tensor, fake: tf.Tensor,
                             mask: Optional[tf.Tensor],
                             alpha: Optional[tf.Tensor] = None,
-                            epsilon: float = 1e-10) -> tf.Tensor:
+                            epsilon: float = 1e-10,
+                            gradient_scale=None) -> tf.Tensor:
   """WGAN-GP with the slope taken over the hole (GMCNN's gradients_penalty).
 
   ``x = real + alpha * (fake - real)`` with one ``alpha ~ U[0,1)`` per
@@ -296,6 +297,12 @@ def masked_gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor],
     alpha: optional [B] or [B,1,1,1] interpolation factors; sampled
       uniformly when None.
     epsilon: added inside the square root (keeps its gradient finite).
+    gradient_scale: optional [] float32 (the loss scale under mixed
+      precision): the scores are multiplied by it before the inner gradient
+      and the gradient divided by it in float32, so that a float16 critic's
+      backward pass neither underflows nor silently loses precision; an
+      overflow makes the penalty non-finite, and the loss-scale optimiser
+      then skips the step and lowers the scale, as for any other gradient.
 
   Returns:
     Scalar penalty (before the ``theta_gp`` weight).
@@ -317,7 +324,11 @@ def masked_gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor],
   with tf.GradientTape() as tape:
     tape.watch(interpolates)
     scores = critic(interpolates)
+    if gradient_scale is not None:
+      scores = tf.cast(scores, tf.float32) * gradient_scale
   grads = tape.gradient(scores, interpolates)
+  if gradient_scale is not None:
+    grads = tf.cast(grads, tf.float32) / gradient_scale
   squares = tf.square(grads)
   if mask is not None:
     squares = squares * tf.cast(mask, squares.dtype)

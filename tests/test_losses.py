@@ -227,6 +227,42 @@ class WassersteinTest(tf.test.TestCase):
                                            tf.zeros([1, 8, 8, 1]))
     self.assertAllClose(empty, 1.0, atol=1e-4)
 
+  def test_float16_critic_with_gradient_scale(self):
+    # The same critic in float32 and in float16 (mixed precision): the
+    # scaled inner gradient gives the float32 penalty and weight gradients
+    # to float16 rounding, whatever the scale.
+    critics_ = []
+    for dtype in ('float32', 'mixed_float16'):
+      critic = critics.LocalCritic(filters=(8, 8, 8, 8), dtype=dtype)
+      critic.build([None, 32, 32, 3])
+      critics_.append(critic)
+    full, half = critics_
+    half.set_weights(full.get_weights())
+    real = tf.random.stateless_uniform([2, 32, 32, 3], [7, 1], -1, 1)
+    fake = tf.random.stateless_uniform([2, 32, 32, 3], [7, 2], -1, 1)
+    mask = tf.ones([1, 32, 32, 1])
+    alpha = tf.constant([0.25, 0.75])
+
+    def penalty(critic, scale):
+      score = lambda x: tf.cast(critic(x), tf.float32)
+      with tf.GradientTape() as tape:
+        value = losses.masked_gradient_penalty(
+            score, real, fake, mask, alpha=alpha, gradient_scale=scale)
+      return value, tape.gradient(value, critic.trainable_variables)
+
+    want, want_grads = penalty(full, None)
+    for scale in (1.0, 1024.0, 32768.0):
+      got, grads = penalty(half, tf.constant(scale))
+      self.assertEqual(got.dtype, tf.float32)
+      self.assertAllClose(got, want, rtol=1e-2, msg=scale)
+      for g, w in zip(grads, want_grads):
+        if w is None:  # The output bias does not move the slope.
+          self.assertIsNone(g)
+          continue
+        self.assertAllClose(g, w, rtol=5e-2,
+                            atol=5e-2 * float(tf.reduce_max(tf.abs(w))),
+                            msg=scale)
+
   def test_penalty_bad_input(self):
     critic = self._critic()
     with self.assertRaisesRegex(ValueError, 'fake: expected shape'):

@@ -14,8 +14,11 @@ global batch, each replica taking its share, so one device and N replicas
 see the same numbers.
 
 Mixed precision (``train.mixed_precision``, for GPUs): both optimisers are
-wrapped in a ``LossScaleOptimizer``; losses, critic scores and the
-contextual attention (softmax included) are computed in float32.
+wrapped in a ``LossScaleOptimizer``; losses (the IGL's feature differences
+included), critic scores and the contextual attention (scores, softmax and
+paste) are computed in float32, and the gradient penalty's inner gradient
+through the float16 critics is taken at the critic optimiser's loss scale
+(``losses.masked_gradient_penalty``).
 
 With a reweighter the generator update is the reweighter's (AWA reads a
 second, guidance batch); its weights and values are returned with the
@@ -178,9 +181,11 @@ class TrainSteps:
     variables = self.task.critic_variables
     with tf.GradientTape(watch_accessed_variables=False) as tape:
       tape.watch(variables)
+      scale = (self.d_optimizer.loss_scale if self.mixed_precision
+               else None)
       terms = self.task.critic_terms(
           images, masks, completed,
-          (self._alpha(seed_index, 0), self._alpha(seed_index, 1)))
+          (self._alpha(seed_index, 0), self._alpha(seed_index, 1)), scale)
       total = tf.add_n([t.value * t.weight for t in terms.values()])
       scaled = self._scaled(self.d_optimizer, total)
     grad_norm = self._apply(self.d_optimizer, tape.gradient(scaled, variables),

@@ -83,8 +83,8 @@ class InpaintingTask:
     return bool(self.reweighter is not None and self.reweighter.uses_guidance)
 
   def critic_terms(self, images: tf.Tensor, masks: tf.Tensor,
-                   completed: tf.Tensor, alphas: Tuple[tf.Tensor, tf.Tensor]
-                   ) -> Dict[str, LossTerm]:
+                   completed: tf.Tensor, alphas: Tuple[tf.Tensor, tf.Tensor],
+                   gradient_scale=None) -> Dict[str, LossTerm]:
     """Named critic loss terms (GMCNN's ``d_loss``) for one batch.
 
     Args:
@@ -93,6 +93,8 @@ class InpaintingTask:
       completed: [B,H,W,3] float32, ``G(I) * M + Igt * (1 - M)``.
       alphas: the penalty's per-sample interpolation weights in [0, 1),
         [B] each, for the local and the global critic.
+      gradient_scale: the penalties' inner-gradient scale (the loss scale
+        under mixed precision), see ``losses.masked_gradient_penalty``.
 
     Returns:
       Ordered dict: ``d_local``, ``d_global`` (weight 1), ``gp_local``,
@@ -116,10 +118,11 @@ class InpaintingTask:
         ('d_global', LossTerm(losses.wgan_critic_loss(
             global_(images), global_(completed)), 1.0)),
         ('gp_local', LossTerm(losses.masked_gradient_penalty(
-            local, real_local, fake_local, mask_local, alpha=alphas[0]),
-                              theta)),
+            local, real_local, fake_local, mask_local, alpha=alphas[0],
+            gradient_scale=gradient_scale), theta)),
         ('gp_global', LossTerm(losses.masked_gradient_penalty(
-            global_, images, completed, masks, alpha=alphas[1]), theta)),
+            global_, images, completed, masks, alpha=alphas[1],
+            gradient_scale=gradient_scale), theta)),
     ])
 
   def completed(self, images: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
