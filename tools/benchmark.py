@@ -1,4 +1,4 @@
-"""Speed benchmarks: contextual attention, the generator, AWA, inference.
+"""Speed benchmarks: attention, the generator, AWA, training, inference.
 
 Prints one table per section. Variants of a section are timed in
 interleaved rounds (A, B, C, A, B, C, ...) and reported as medians, so that
@@ -9,6 +9,7 @@ warm time and peak resident memory (VmHWM).
   python -m tools.benchmark                         # all sections
   python -m tools.benchmark --sections=attention --batch=8 --size=64
   python -m tools.benchmark --sections=inference --inference_sizes=1024,2048
+  python -m tools.benchmark --sections=training --repeats=3
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from inpaint_tf.layers.contextual_attention import ContextualAttention
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('sections', ['attention', 'generator', 'awa'],
-                  'Sections to run: attention, generator, awa, inference.')
+                  'Sections to run: attention, generator, awa, training, '
+                  'inference.')
 flags.DEFINE_integer('repeats', 5, 'Timed rounds per variant (median).')
 flags.DEFINE_integer('batch', 8, 'Attention: batch size.')
 flags.DEFINE_integer('size', 64, 'Attention: feature map height and width.')
@@ -62,8 +64,12 @@ flags.DEFINE_string('inference_case', None,
                     'Internal: one inference case as JSON (run in a child '
                     'process).')
 flags.DEFINE_string('awa_flagfile', 'flags/demo.cfg',
-                    'AWA: training flagfile whose sizes (image_size, cnum, '
-                    'batch_size, critic filters, n_critic) are measured.')
+                    'AWA and training: training flagfile whose settings '
+                    '(AWA: image_size, cnum, batch_size, critic filters, '
+                    'n_critic; training: all) are measured.')
+flags.DEFINE_integer('train_steps', 20,
+                     'Training: steps per timed round (adversarial steps of '
+                     "the flagfile's recipe, its data and cadence of logs).")
 
 Timed = Tuple[str, Callable[[], object]]
 
@@ -315,6 +321,65 @@ def awa_section() -> None:
               rows)
 
 
+def _recipe_config(path: str):
+  """The ``ExperimentConfig`` of a training flagfile (its settings; tool
+  flags such as ``--log_dir`` are left out)."""
+  from inpaint_tf import config as config_lib
+  from inpaint_tf import config_flags
+
+  fields = config_lib.field_sections()
+  args = []
+  with open(path) as f:
+    for line in f:
+      line = line.strip()
+      name = line[2:].split('=', 1)[0]
+      if line.startswith('--') and (name in fields or name[2:] in fields):
+        args.append(line)
+  values = flags.FlagValues()
+  config_flags.define_flags(values)
+  values(['benchmark'] + args)
+  return config_flags.experiment_from_flags(values)
+
+
+def training_section() -> None:
+  """Steps per second of ``Trainer.train``, with and without XLA."""
+  from inpaint_tf import config as config_lib
+  from inpaint_tf import data as data_lib
+  from inpaint_tf import training
+
+  recipe = _recipe_config(FLAGS.awa_flagfile)
+  config = recipe.replace(pretrain_steps=0, eval_every=0, image_every=10**9,
+                          checkpoint_every=10**9)
+  setups = {'uncompiled': config}
+  if 'jit_compile' in config_lib.field_sections():
+    setups['--jit_compile'] = config.replace(jit_compile=True)
+  work = tempfile.mkdtemp(prefix='benchmark_training_')
+  trainers, done = {}, {}
+  for name, setup in setups.items():
+    trainer = training.Trainer(os.path.join(work, str(len(trainers))),
+                               data_lib.make_dataset_fn(setup), setup,
+                               progress_stream=False)
+    trainer.train(2)  # Traces (and compiles) the steps.
+    trainers[name], done[name] = trainer, 2
+  rates = {name: [] for name in setups}
+  for _ in range(FLAGS.repeats):
+    for name, trainer in trainers.items():
+      start = time.perf_counter()
+      done[name] += FLAGS.train_steps
+      trainer.train(done[name])
+      rates[name].append(FLAGS.train_steps / (time.perf_counter() - start))
+  base = float(np.median(rates['uncompiled']))
+  rows = [(name, f'{np.median(r):.2f}', f'{np.median(r) / base:.2f}x')
+          for name, r in rates.items()]
+  t = config.train
+  print_table(f'Training steps (n_critic={config.optimizer.n_critic} critic '
+              f'+ 1 generator update), {config.model.variant} '
+              f'cnum={config.model.cnum}, B={t.batch_size} '
+              f'{t.image_size}x{t.image_size}, data {config.data.data}, '
+              f'masks {config.masks.mask_type}, log_every={t.log_every}',
+              ('step', 'steps/s', 'vs uncompiled'), rows)
+
+
 def _peak_rss_bytes() -> int:
   """This process's peak resident memory (VmHWM)."""
   with open('/proc/self/status') as f:
@@ -432,7 +497,8 @@ def main(argv):
     print(json.dumps(inference_case(json.loads(FLAGS.inference_case))))
     return
   sections = {'attention': attention_section, 'generator': generator_section,
-              'awa': awa_section, 'inference': inference_section}
+              'awa': awa_section, 'training': training_section,
+              'inference': inference_section}
   for name in FLAGS.sections:
     if name not in sections:
       raise ValueError(
