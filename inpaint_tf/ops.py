@@ -3,9 +3,12 @@
 ``resize_nearest`` reproduces TF1's ``tf.image.resize_nearest_neighbor(...,
 align_corners=True)``, which the original contextual attention and GMCNN
 use everywhere; TF2's ``tf.image.resize(..., 'nearest')`` picks different
-pixels. The ``check_*`` helpers turn bad input into one ``ValueError`` that
-names the argument, the expected shape and what was given;
-``op_error_text`` gives the readable line of a TensorFlow op error.
+pixels. Its gradient is made of matrix products: TensorFlow's own
+(ResizeNearestNeighborGrad) has no deterministic GPU kernel and fails under
+``tf.config.experimental.enable_op_determinism``. The ``check_*`` helpers
+turn bad input into one ``ValueError`` that names the argument, the
+expected shape and what was given; ``op_error_text`` gives the readable
+line of a TensorFlow op error.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ def op_error_text(err: tf.errors.OpError) -> str:
 def resize_nearest(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
   """Nearest-neighbour resize with TF1 ``align_corners=True`` semantics.
 
+  The values are those of TensorFlow's ResizeNearestNeighbor (it computes
+  them). For a float ``x`` the gradient is ``rows^T @ dy @ cols`` with the
+  0/1 matrices of ``_nearest_sources`` instead of ResizeNearestNeighborGrad,
+  so it is deterministic on GPUs (by construction; the tests run on the
+  CPU) and can be differentiated again.
+
   Args:
     x: [B,H,W,C] tensor of any numeric dtype.
     size: (height, width) of the output, ints or scalar int tensors.
@@ -49,9 +58,49 @@ def resize_nearest(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
   Returns:
     [B,size[0],size[1],C] tensor of the same dtype.
   """
+  x = tf.convert_to_tensor(x)
+  size = tf.cast(tf.stack(list(size)), tf.int32)
+  if not x.dtype.is_floating:
+    return _resize_nearest_op(x, size)
+
+  @tf.custom_gradient
+  def resize(images):
+
+    def grad(dy):
+      rows = _nearest_sources(tf.shape(images)[1], size[0], dy.dtype)
+      cols = _nearest_sources(tf.shape(images)[2], size[1], dy.dtype)
+      return tf.einsum('bhxc,xw->bhwc', tf.einsum('yh,byxc->bhxc', rows, dy),
+                       cols)
+
+    return _resize_nearest_op(images, size), grad
+
+  return resize(x)
+
+
+def _resize_nearest_op(x: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
   return tf.raw_ops.ResizeNearestNeighbor(
-      images=x, size=tf.cast(tf.stack(list(size)), tf.int32), align_corners=True,
-      half_pixel_centers=False)
+      images=x, size=size, align_corners=True, half_pixel_centers=False)
+
+
+def _nearest_sources(in_size: tf.Tensor, out_size: tf.Tensor,
+                     dtype: tf.DType) -> tf.Tensor:
+  """Which input row ``resize_nearest`` copies to each output row.
+
+  The op itself resizes the row numbers (exact in float32 below 2**24), so
+  the choice is the op's by construction.
+
+  Args:
+    in_size: scalar int32, input rows (or columns).
+    out_size: scalar int32, output rows.
+    dtype: float dtype of the result.
+
+  Returns:
+    [out_size, in_size] 0/1 matrix, one 1 per row.
+  """
+  numbers = tf.reshape(tf.range(in_size, dtype=tf.float32), [1, -1, 1, 1])
+  sources = _resize_nearest_op(numbers, tf.stack([out_size, 1]))
+  return tf.one_hot(tf.cast(tf.reshape(sources, [-1]), tf.int32), in_size,
+                    dtype=dtype)
 
 
 def _describe(x) -> str:
