@@ -3,8 +3,10 @@
 ``resize_nearest`` reproduces TF1's ``tf.image.resize_nearest_neighbor(...,
 align_corners=True)``, which the original contextual attention and GMCNN
 use everywhere; TF2's ``tf.image.resize(..., 'nearest')`` picks different
-pixels. Its gradient is made of matrix products: TensorFlow's own
-(ResizeNearestNeighborGrad) has no deterministic GPU kernel and fails under
+pixels. ``crop_and_resize`` is ``tf.image.crop_and_resize``'s bilinear
+sampling as matrix products. The gradients of both are matrix products:
+TensorFlow's own (ResizeNearestNeighborGrad, CropAndResizeGradImage) have
+no deterministic GPU kernel and fail under
 ``tf.config.experimental.enable_op_determinism``. The ``check_*`` helpers
 turn bad input into one ``ValueError`` that names the argument, the
 expected shape and what was given; ``op_error_text`` gives the readable
@@ -101,6 +103,70 @@ def _nearest_sources(in_size: tf.Tensor, out_size: tf.Tensor,
   sources = _resize_nearest_op(numbers, tf.stack([out_size, 1]))
   return tf.one_hot(tf.cast(tf.reshape(sources, [-1]), tf.int32), in_size,
                     dtype=dtype)
+
+
+def crop_and_resize(images: tf.Tensor, boxes: tf.Tensor,
+                    crop_size: Sequence[int]) -> tf.Tensor:
+  """Bilinear ``tf.image.crop_and_resize`` of box b in image b.
+
+  The same sample positions and weights as the op (``box_indices =
+  range(B)``, extrapolation value 0), applied as ``rows @ image @
+  cols^T`` (``_bilinear_weights``): the values equal the op's to float
+  rounding, and the gradient in ``images`` is made of matrix products,
+  deterministic on GPUs (by construction; the tests run on the CPU). There
+  is no gradient in ``boxes``.
+
+  Args:
+    images: [B,H,W,C] float.
+    boxes: [B,4] float32 ``(y1, x1, y2, x2)``; 0 and 1 are the first and
+      last pixel row (column); samples outside [0, 1] are 0.
+    crop_size: (height, width) of the crops, positive ints.
+
+  Returns:
+    [B,crop_size[0],crop_size[1],C] of the images' dtype.
+  """
+  boxes = tf.stop_gradient(tf.cast(boxes, tf.float32))
+  rows = _bilinear_weights(boxes[:, 0], boxes[:, 2], tf.shape(images)[1],
+                           int(crop_size[0]))
+  cols = _bilinear_weights(boxes[:, 1], boxes[:, 3], tf.shape(images)[2],
+                           int(crop_size[1]))
+  rows_sampled = tf.einsum('byh,bhwc->bywc', tf.cast(rows, images.dtype),
+                           images)
+  return tf.einsum('bywc,bxw->byxc', rows_sampled, tf.cast(cols, images.dtype))
+
+
+def _bilinear_weights(start: tf.Tensor, end: tf.Tensor, in_size: tf.Tensor,
+                      out_size: int) -> tf.Tensor:
+  """crop_and_resize's bilinear weights along one axis, per box.
+
+  As in the op's kernel, in float32: sample ``i`` lies at ``p = start *
+  (in_size - 1) + i * ((end - start) * (in_size - 1) / (out_size - 1))``
+  (at ``0.5 * (start + end) * (in_size - 1)`` when ``out_size`` is 1); it
+  takes ``1 - t`` of pixel ``floor(p)`` and ``t`` of ``ceil(p)``, ``t = p -
+  floor(p)``, and nothing when ``p`` is outside ``[0, in_size - 1]``.
+
+  Args:
+    start, end: [B] float32 normalised box edges.
+    in_size: scalar int32, input rows (or columns).
+    out_size: output rows, a positive int.
+
+  Returns:
+    [B,out_size,in_size] float32; at most two non-zeros per row.
+  """
+  last = tf.cast(in_size - 1, tf.float32)
+  if out_size > 1:
+    step = (end - start) * last / float(out_size - 1)
+    positions = (start[:, tf.newaxis] * last + tf.range(
+        out_size, dtype=tf.float32)[tf.newaxis, :] * step[:, tf.newaxis])
+  else:
+    positions = (0.5 * (start + end) * last)[:, tf.newaxis]
+  low = tf.floor(positions)
+  frac = (positions - low)[..., tf.newaxis]
+  weights = (tf.one_hot(tf.cast(low, tf.int32), in_size) * (1.0 - frac) +
+             tf.one_hot(tf.cast(tf.math.ceil(positions), tf.int32), in_size) *
+             frac)
+  inside = (positions >= 0.0) & (positions <= last)
+  return tf.where(inside[..., tf.newaxis], weights, 0.0)
 
 
 def _describe(x) -> str:

@@ -95,6 +95,28 @@ class HoleCropTest(tf.test.TestCase):
     whole = critics.hole_crop(tf.constant(images), tf.zeros([2, 9, 9, 1]), 5)
     self.assertAllClose(whole, images[:, ::2, ::2], atol=1e-4)
 
+  def test_matches_crop_and_resize(self):
+    # Values and image gradient as tf.image.crop_and_resize with the boxes
+    # of ops.hole_bboxes normalised by (H-1, W-1): a free-form mask, one
+    # hole pixel, a hole over the whole image, no hole.
+    rng = np.random.default_rng(5)
+    images = tf.constant(rng.uniform(-1, 1, (4, 20, 24, 3)), tf.float32)
+    mask = np.zeros((4, 20, 24, 1), np.float32)
+    mask[0] = rng.uniform(size=(20, 24, 1)) > 0.97
+    mask[1, 7, 9] = 1
+    mask[2] = 1
+    mask = tf.constant(mask)
+    scale = tf.constant([19.0, 23.0, 19.0, 23.0])  # (H-1, W-1) twice
+    boxes = tf.cast(ops.hole_bboxes(mask), tf.float32) / scale
+    dy = tf.constant(rng.standard_normal((4, 6, 6, 3)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+      tape.watch(images)
+      crops = critics.hole_crop(images, mask, 6)
+      stock = tf.image.crop_and_resize(images, boxes, tf.range(4), [6, 6])
+    self.assertAllClose(crops, stock, atol=1e-5)
+    self.assertAllClose(tape.gradient(crops, images, dy),
+                        tape.gradient(stock, images, dy), atol=1e-5)
+
   def test_gradient_flows_and_bad_mask(self):
     images = tf.random.uniform([1, 8, 8, 3], seed=3)
     mask = np.zeros((1, 8, 8, 1), np.float32)

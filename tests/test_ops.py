@@ -1,9 +1,9 @@
-"""Tests of inpaint_tf.ops: the resize gradient against TF's op.
+"""Tests of inpaint_tf.ops: the resize and crop gradients against TF's ops.
 
 The gradients replace kernels without a deterministic GPU implementation;
 they are compared here on the CPU with TensorFlow's own (deterministic on
 the CPU) kernels. That they are deterministic on a GPU follows from the ops
-they are made of; no GPU runs here.
+they are made of (tests/test_gpu_determinism.py); no GPU runs here.
 """
 
 import numpy as np
@@ -82,6 +82,44 @@ class ResizeNearestTest(tf.test.TestCase, parameterized.TestCase):
           lambda t: ops.resize_nearest(t, [4, 5]), x, dy) * v)
     self.assertAllClose(outer.gradient(inner, dy),
                         ops.resize_nearest(v, [4, 5]), atol=1e-6)
+
+
+class CropAndResizeTest(tf.test.TestCase):
+
+  def _compare(self, images, boxes, crop_size):
+    """Max |difference| of values and image gradients against the op."""
+    images = tf.constant(images, tf.float32)
+    boxes = tf.constant(boxes, tf.float32)
+    dy = tf.random.stateless_normal(
+        [images.shape[0], *crop_size, images.shape[3]], seed=[1, 2])
+    ours = ops.crop_and_resize(images, boxes, crop_size)
+    stock = tf.image.crop_and_resize(images, boxes, tf.range(len(boxes)),
+                                     crop_size)
+    self.assertAllClose(ours, stock, atol=1e-5, rtol=1e-5)
+    grad = _gradient(lambda t: ops.crop_and_resize(t, boxes, crop_size),
+                     images, dy)
+    stock_grad = _gradient(lambda t: tf.image.crop_and_resize(
+        t, boxes, tf.range(len(boxes)), crop_size), images, dy)
+    self.assertAllClose(grad, stock_grad, atol=1e-5, rtol=1e-5)
+
+  def test_random_boxes(self):
+    # Boxes partly outside the image (extrapolated as 0) and flipped ones.
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+      height, width = rng.integers(1, 20, size=2)
+      crop_size = tuple(int(s) for s in rng.integers(1, 12, size=2))
+      self._compare(rng.standard_normal((3, height, width, 2)),
+                    rng.uniform(-0.3, 1.3, (3, 4)), crop_size)
+
+  def test_pixel_boxes(self):
+    # Boxes on pixel rows and columns, as hole_crop makes them: one pixel,
+    # the whole image, an exact 4x4 region; crops of 1 and 4 pixels.
+    images = np.random.default_rng(4).standard_normal((3, 9, 11, 3))
+    scale = np.array([8.0, 10.0, 8.0, 10.0], np.float32)
+    boxes = np.array([[3, 5, 3, 5], [0, 0, 8, 10], [2, 6, 5, 9]],
+                     np.float32) / scale
+    for crop_size in ((1, 1), (4, 4), (5, 7)):
+      self._compare(images, boxes, crop_size)
 
 
 if __name__ == '__main__':

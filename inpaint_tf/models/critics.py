@@ -140,11 +140,12 @@ def hole_crop(images: tf.Tensor, mask: tf.Tensor,
               size: int = _CRITIC.local_size) -> tf.Tensor:
   """Crops each sample to its hole's bounding box, resized to size x size.
 
-  Uses ``tf.image.crop_and_resize`` (bilinear) with boxes normalised by
-  ``(H-1, W-1)``, so a bounding box of exactly ``size x size`` pixels gives
-  those pixels (to float32 rounding) and the crop is differentiable in the
-  images. A sample with no hole is resized whole. Free-form masks: the box
-  spans all hole pixels and is stretched to ``size x size``.
+  Bilinear sampling as ``tf.image.crop_and_resize`` with boxes normalised
+  by ``(H-1, W-1)``, so a bounding box of exactly ``size x size`` pixels
+  gives those pixels (to float32 rounding) and the crop is differentiable in
+  the images; computed by ``ops.crop_and_resize``, whose gradient is
+  deterministic on GPUs. A sample with no hole is resized whole. Free-form
+  masks: the box spans all hole pixels and is stretched to ``size x size``.
 
   Args:
     images: [B,H,W,C] float (images, or the mask itself to crop it along).
@@ -170,6 +171,4 @@ def hole_crop(images: tf.Tensor, mask: tf.Tensor,
   width = tf.cast(tf.shape(images)[2], tf.float32)
   scale = tf.stack([height - 1.0, width - 1.0, height - 1.0, width - 1.0])
   boxes = boxes / tf.maximum(scale, 1.0)
-  return tf.image.crop_and_resize(
-      tf.cast(images, tf.float32), boxes, tf.range(tf.shape(images)[0]),
-      [size, size], method='bilinear')
+  return ops.crop_and_resize(tf.cast(images, tf.float32), boxes, (size, size))
