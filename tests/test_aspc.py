@@ -1,5 +1,7 @@
 """Tests of inpaint_tf.layers.aspc (GEPE-Net Sec. III-B)."""
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -78,12 +80,83 @@ class ASPCTest(tf.test.TestCase):
     clone.set_weights(layer.get_weights())
     self.assertAllClose(clone(x), y)
 
+  def test_uses_deterministic_separable_branches(self):
+    layer = aspc_lib.ASPC(4, rates=(2, 4))
+    layer(tf.zeros([1, 8, 8, 3]))
+    for branch in layer.atrous_branches:
+      self.assertIsInstance(branch, aspc_lib.DeterministicSeparableConv2D)
+
   def test_bad_input(self):
     layer = aspc_lib.ASPC(4)
     with self.assertRaisesRegex(ValueError, r'x: expected \[B,H,W,C\]'):
       layer(tf.zeros([4, 4, 3]))
     with self.assertRaisesRegex(ValueError, 'rates'):
       aspc_lib.ASPC(4, rates=(0, 2))
+
+
+class DeterministicSeparableConv2DTest(tf.test.TestCase):
+  """Against Keras's SeparableConv2D (DepthwiseConv2dNative) on the CPU."""
+
+  def _pair(self, x, **kwargs):
+    """The layer and a stock one with the same random weights."""
+    ours = aspc_lib.DeterministicSeparableConv2D(6, activation='elu',
+                                                  **kwargs)
+    stock = keras.layers.SeparableConv2D(6, activation='elu', **kwargs)
+    ours(x)
+    stock(x)
+    rng = np.random.default_rng(7)
+    stock.set_weights([rng.standard_normal(w.shape).astype(w.dtype)
+                       for w in stock.get_weights()])
+    ours.set_weights(stock.get_weights())
+    return ours, stock
+
+  def test_values_and_gradients_match_keras(self):
+    x = tf.constant(np.random.default_rng(6).standard_normal((2, 11, 13, 5)),
+                    tf.float32)
+    for kernel, rate, padding in ((3, 1, 'same'), (3, 2, 'same'),
+                                  (3, 4, 'same'), (3, 16, 'same'),
+                                  (3, 2, 'valid'), ((2, 5), 3, 'same')):
+      ours, stock = self._pair(x, kernel_size=kernel, dilation_rate=rate,
+                               padding=padding)
+      with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y, expected = ours(x), stock(x)
+        loss, stock_loss = (tf.reduce_sum(t * tf.sin(t))
+                            for t in (y, expected))
+      msg = f'kernel {kernel}, rate {rate}, {padding}'
+      self.assertAllClose(y, expected, atol=1e-5, rtol=1e-5, msg=msg)
+      grads = tape.gradient(loss, [x] + ours.trainable_variables)
+      stock_grads = tape.gradient(stock_loss, [x] + stock.trainable_variables)
+      for grad, stock_grad in zip(grads, stock_grads):
+        self.assertAllClose(grad, stock_grad, atol=1e-4, rtol=1e-5, msg=msg)
+
+  def test_mixed_precision_and_stock_checkpoint(self):
+    x = tf.constant(np.random.default_rng(8).standard_normal((1, 9, 9, 4)),
+                    tf.float32)
+    _, stock = self._pair(x, kernel_size=3, dilation_rate=2, padding='same')
+    path = tf.train.Checkpoint(layer=stock).save(
+        os.path.join(self.get_temp_dir(), 'stock'))
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy('mixed_float16')
+    try:
+      ours = aspc_lib.DeterministicSeparableConv2D(
+          6, 3, dilation_rate=2, padding='same', activation='elu')
+      ours(x)
+    finally:
+      keras.mixed_precision.set_global_policy(policy)
+    tf.train.Checkpoint(layer=ours).restore(path).assert_consumed()
+    self.assertEqual([v.name.split('/')[-1] for v in ours.weights],
+                     [v.name.split('/')[-1] for v in stock.weights])
+    y = ours(x)
+    self.assertEqual(y.dtype, tf.float16)
+    self.assertAllClose(tf.cast(y, tf.float32), stock(x), atol=2e-2,
+                        rtol=1e-2)
+
+  def test_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, 'expected strides 1'):
+      aspc_lib.DeterministicSeparableConv2D(4, 3, strides=2)
+    with self.assertRaisesRegex(ValueError, 'depth_multiplier 2'):
+      aspc_lib.DeterministicSeparableConv2D(4, 3, depth_multiplier=2)
 
 
 if __name__ == '__main__':

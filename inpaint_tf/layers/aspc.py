@@ -12,6 +12,10 @@ biases are not counted there).
 
 Every convolution is followed by ELU, the activation used throughout the
 generator (as in GMCNN and DeepFill).
+
+The separable branches are ``DeterministicSeparableConv2D``: Keras's
+``SeparableConv2D`` with the depthwise step written as shifted products,
+whose gradients are deterministic on GPUs.
 """
 
 from __future__ import annotations
@@ -23,6 +27,66 @@ import tensorflow as tf
 from inpaint_tf import config as config_lib
 from inpaint_tf import ops
 from inpaint_tf.keras_api import keras
+
+
+@keras.utils.register_keras_serializable('inpaint_tf')
+class DeterministicSeparableConv2D(keras.layers.SeparableConv2D):
+  """``SeparableConv2D`` whose depthwise step is a sum of shifted products.
+
+  Keras's layer runs DepthwiseConv2dNative, whose filter gradient
+  (DepthwiseConv2dNativeBackpropFilter) has no deterministic GPU kernel off
+  the cuDNN path and fails under
+  ``tf.config.experimental.enable_op_determinism``. Here the depthwise
+  convolution is the sum over the kernel taps of a shifted slice of the
+  (zero-padded) input times that tap's per-channel weights; its gradients
+  are pads, slices, products and sums, deterministic on GPUs (by
+  construction; the tests run on the CPU). The pointwise 1x1 convolution,
+  bias and activation follow as in Keras's layer. The variables are the
+  stock layer's (``depthwise_kernel``, ``pointwise_kernel``, ``bias``), and
+  so are the checkpoints; the values are equal to float rounding.
+
+  Args:
+    *args, **kwargs: those of ``keras.layers.SeparableConv2D``, with strides
+      1, ``depth_multiplier`` 1 and ``channels_last`` (ValueError
+      otherwise).
+  """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    if (tuple(self.strides) != (1, 1) or self.depth_multiplier != 1
+        or self.data_format != 'channels_last'):
+      raise ValueError(
+          'expected strides 1, depth_multiplier 1 and channels_last, got '
+          f'strides {self.strides}, depth_multiplier '
+          f'{self.depth_multiplier}, {self.data_format}')
+
+  def call(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Applies the layer.
+
+    Args:
+      inputs: [B,H,W,C] float of the compute dtype.
+
+    Returns:
+      [B,H',W',filters] (H' = H with 'same' padding).
+    """
+    kernel = tf.cast(self.depthwise_kernel, inputs.dtype)  # [kh,kw,C,1]
+    rate_h, rate_w = self.dilation_rate
+    reach_h = rate_h * (kernel.shape[0] - 1)
+    reach_w = rate_w * (kernel.shape[1] - 1)
+    x = inputs
+    if self.padding == 'same':
+      x = tf.pad(x, [[0, 0], [reach_h // 2, reach_h - reach_h // 2],
+                     [reach_w // 2, reach_w - reach_w // 2], [0, 0]])
+    size = [tf.shape(x)[1] - reach_h, tf.shape(x)[2] - reach_w]
+    depthwise = tf.add_n([
+        tf.slice(x, [0, i * rate_h, j * rate_w, 0], [-1] + size + [-1]) *
+        kernel[i, j, :, 0]
+        for i in range(kernel.shape[0]) for j in range(kernel.shape[1])])
+    outputs = tf.nn.conv2d(
+        depthwise, tf.cast(self.pointwise_kernel, inputs.dtype), 1, 'VALID')
+    if self.use_bias:
+      outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, inputs.dtype))
+    return outputs if self.activation is None else self.activation(outputs)
 
 
 @keras.utils.register_keras_serializable('inpaint_tf')
@@ -54,7 +118,7 @@ class ASPC(keras.layers.Layer):
         self.filters, 1, padding='same', activation='elu', name='conv1x1',
         dtype=self.dtype_policy)
     self.atrous_branches = [
-        keras.layers.SeparableConv2D(
+        DeterministicSeparableConv2D(
             self.filters, 3, padding='same', dilation_rate=rate,
             activation='elu', name=f'sepconv3x3_rate{rate}',
             dtype=self.dtype_policy)
