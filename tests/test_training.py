@@ -17,10 +17,13 @@ import signal
 import subprocess
 import sys
 import threading
+import traceback
+from unittest import mock
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
 from tensorboard.backend.event_processing import plugin_event_accumulator
 
 from inpaint_tf import config as config_lib
@@ -365,6 +368,46 @@ class AuxiliaryLossTest(util.TrainingTestCase):
       rows = list(csv.reader(f))
     self.assertEqual(rows, [['step', 'w_a', 'w_b'], ['1', '0.5', '1'],
                             ['2', '1', '1'], ['3', '9', '9']])
+
+
+class DeviceReadsTest(util.TrainingTestCase):
+  """Steps do not wait for the device: values are read per log window."""
+
+  def _count_reads(self, fn):
+    """Tensor reads during ``fn()``, but those of TensorBoard's writers
+    (they write host values, one per logged step and scalar)."""
+    calls = []
+    original = tf_ops._EagerTensorBase._numpy  # pylint: disable=protected-access
+
+    def counting(tensor):
+      if not any('summary' in frame.filename
+                 for frame in traceback.extract_stack()):
+        calls.append(tensor.shape)
+      return original(tensor)
+
+    with mock.patch.object(tf_ops._EagerTensorBase, '_numpy', counting):  # pylint: disable=protected-access
+      fn()
+    return len(calls)
+
+  def test_reads_do_not_grow_with_the_steps(self):
+    for name, fields in (('gepenet', {}),
+                         ('awa', dict(aux_losses='tpl_tsl', reweight='awa',
+                                      guidance='mae', vgg_weights=None))):
+      config = util.tiny_config(variant='snet' if fields else 'gepenet',
+                                pretrain_steps=0, n_critic=1, log_every=100,
+                                **fields)
+      trainer = training.Trainer(os.path.join(self.root, f'reads_{name}'),
+                                 self.dataset_fn, config,
+                                 progress_stream=False)
+      trainer.train(1)  # Traces the steps, makes the stream.
+      stream = trainer.iterator()
+      trainer.train_step(stream, 1)  # Builds the new stream's dataset.
+      self.assertEqual(
+          self._count_reads(lambda: trainer.train_step(stream, 2)), 0, name)
+      few = self._count_reads(lambda: trainer.train(5))
+      many = self._count_reads(lambda: trainer.train(11))
+      self.assertEqual(few, many, name)
+      self.assertEqual(int(trainer.step.numpy()), 11)
 
 
 class MixedPrecisionTest(util.TrainingTestCase):

@@ -9,8 +9,9 @@ weighted (``weighted/<term>``) and with their weight (``weight/<term>``).
 from __future__ import annotations
 
 import csv
-from typing import Dict, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from inpaint_tf.training.task import CRITIC_TERMS
@@ -64,6 +65,45 @@ class WeightsLog:
   def _write(self, rows, mode: str) -> None:
     with open(self.path, mode, newline='') as f:
       csv.writer(f).writerows(rows)
+
+
+class ScalarWindow:
+  """Step scalars kept on the device between two reads.
+
+  ``add`` sums a step's scalars on the device (no wait for it); ``read``
+  fetches the means since the last read, each over the steps that reported
+  it (the critics' terms are absent while pretraining), and the per-step
+  rows (AWA's weights), in one transfer each, and starts a new window.
+  """
+
+  def __init__(self):
+    self._sums: Dict[str, tf.Tensor] = {}
+    self._counts: Dict[str, int] = {}
+    self._rows: List[Tuple[int, tf.Tensor]] = []
+
+  def add(self, scalars: Mapping[str, tf.Tensor], step: int,
+          row: Optional[tf.Tensor] = None) -> None:
+    """Adds one step's scalars and, if given, its [N] row."""
+    for name, value in scalars.items():
+      value = tf.cast(value, tf.float32)
+      self._sums[name] = (self._sums[name] + value if name in self._sums
+                          else value)
+      self._counts[name] = self._counts.get(name, 0) + 1
+    if row is not None:
+      self._rows.append((step, row))
+
+  def read(self) -> Tuple[Dict[str, float], List[Tuple[int, np.ndarray]]]:
+    """(means by name, [(step, row values)]) since the last read."""
+    names = list(self._sums)
+    sums = (tf.stack([self._sums[n] for n in names]).numpy() if names
+            else [])
+    means = {n: float(v) / self._counts[n] for n, v in zip(names, sums)}
+    rows = []
+    if self._rows:
+      values = tf.stack([r for _, r in self._rows]).numpy()
+      rows = [(step, v) for (step, _), v in zip(self._rows, values)]
+    self.__init__()
+    return means, rows
 
 
 def write_scalars(step: int, means: Mapping[str, float]) -> None:

@@ -35,7 +35,6 @@ last good checkpoint is the latest one.
 
 from __future__ import annotations
 
-import collections
 import functools
 import os
 import time
@@ -179,6 +178,10 @@ class Trainer:
     self._stream = None
     self._vis_batch = None
     self._stop_signal = None
+    # The phase (adversarial or not) of the last step, and the seconds per
+    # step of the last window without tracing (for the ETA).
+    self._phase = None
+    self._seconds_per_step = None
 
   # -------------------------------------------------------------- set-up
 
@@ -266,7 +269,8 @@ class Trainer:
     step = int(self.step.numpy()) if step is None else step
     return step >= self.config.optimizer.pretrain_steps
 
-  def train_step(self, iterator: Iterator) -> Dict[str, float]:
+  def train_step(self, iterator: Iterator,
+                 step: Optional[int] = None) -> Dict[str, tf.Tensor]:
     """One step: ``n_critic`` critic updates, then one generator update.
 
     While ``step < pretrain_steps`` only the generator is updated, on the
@@ -276,16 +280,19 @@ class Trainer:
 
     Args:
       iterator: batches, normally ``self.iterator()``.
+      step: the value of ``self.step``, when the caller knows it (``train``
+        does; otherwise it is read, which waits for the device).
 
     Returns:
-      The step's scalars as Python floats (critic values from its last
-      update).
+      The step's scalars as tensors (critic values from its last update);
+      reading one waits for the device, so ``train`` reads them only on
+      logging and checkpoint steps.
     """
-    step = int(self.step.numpy())
+    step = int(self.step.numpy()) if step is None else step
     adversarial = self.is_adversarial(step)
     rate = self.learning_rate(step)
     self.steps.set_learning_rate(rate)
-    scalars = {'opt/learning_rate': rate}
+    scalars = {'opt/learning_rate': tf.constant(rate, tf.float32)}
     if adversarial:
       for index in range(self.config.optimizer.n_critic):
         scalars.update(self.critic_step(next(iterator), index))
@@ -293,7 +300,7 @@ class Trainer:
     guidance = next(iterator) if self.needs_guidance else None
     scalars.update(self.generator_step(batch, adversarial, guidance))
     self.step.assign_add(1)
-    return {k: float(np.asarray(v)) for k, v in scalars.items()}
+    return scalars
 
   # ---------------------------------------------------------------- data
 
@@ -327,15 +334,20 @@ class Trainer:
                        logs.image_grid(masked, pred, completed, images),
                        step=step, max_outputs=self.config.train.max_images)
 
-  def _log_aux_weights(self, step: int, scalars) -> None:
+  def _aux_weights(self, scalars) -> Optional[tf.Tensor]:
+    """[N] the step's auxiliary weights, for ``weights.csv`` (or None)."""
     if self.weights_log is None:
-      return
-    names = self.task.auxiliary_names
-    weights = [scalars[f'{n}/weight'] for n in names]
-    self.weights_log.append(step, weights)
-    with self.writer.as_default():
-      for name, w in zip(names, weights):
-        tf.summary.scalar(f'aux_weight/w_{name}', w, step=step)
+      return None
+    return tf.stack([tf.cast(scalars[f'{n}/weight'], tf.float32)
+                     for n in self.task.auxiliary_names])
+
+  def _log_aux_weights(self, rows) -> None:
+    """Appends ``[(step, weights)]`` to ``weights.csv`` and TensorBoard."""
+    for step, weights in rows:
+      self.weights_log.append(step, weights)
+      with self.writer.as_default():
+        for name, w in zip(self.task.auxiliary_names, weights):
+          tf.summary.scalar(f'aux_weight/w_{name}', w, step=step)
 
   # ---------------------------------------------------------- validation
 
@@ -408,19 +420,24 @@ class Trainer:
     """Trains until the step counter reaches ``max_steps``.
 
     The count is absolute: a resumed run continues to the same target.
-    Scalars go to TensorBoard every ``log_every`` steps (averaged), image
-    grids every ``image_every`` steps, checkpoints every
+    The steps' scalars stay on the device; every ``log_every`` steps, at
+    checkpoints, at a stop and at the end they are read in one transfer,
+    checked for NaN/inf, written to TensorBoard (averaged) and
+    ``weights.csv`` (per step) and shown by the progress bar, so steps do
+    not wait for the device in between (image grids and validation do).
+    Image grids every ``image_every`` steps, checkpoints every
     ``checkpoint_every`` steps and at the end.
 
     Args:
       max_steps: target step (default ``train.max_steps``).
 
     Returns:
-      The scalars of the last step (empty if there was nothing to do).
+      The scalars of the last step as floats (empty if there was nothing
+      to do).
 
     Raises:
-      NonFiniteLossError: a loss term or gradient norm is NaN/inf; that
-        step is not checkpointed.
+      NonFiniteLossError: a loss term or gradient norm is NaN/inf in a
+        window of steps; no step of it is checkpointed.
       TrainingInterrupted: ``request_stop`` was called (a signal under
         ``stop_on_signals``); the step reached is checkpointed.
     """
@@ -435,52 +452,24 @@ class Trainer:
     bar = None
     if self.progress_stream is not False and self.is_chief:
       bar = progress.ProgressBar(max_steps, stream=self.progress_stream,
-                             every=tc.log_every)
-    sums = collections.defaultdict(float)
-    counts = collections.defaultdict(int)
-    # Step times for the ETA; a phase's first step (tracing) is left out.
-    recent = collections.deque(maxlen=20)
-    phase = None
+                                 every=tc.log_every)
+    window = _Window(step, self._stream.position, self.eval_seconds)
     last = {}
     try:
       while step < max_steps:
-        batches_before = int(self.batches.numpy())
-        adversarial = self.is_adversarial(step)
-        traced = phase != adversarial
-        phase = adversarial
-        if traced:
-          recent.clear()
-        t0 = time.perf_counter()
-        last = self.train_step(self._stream)
-        elapsed = time.perf_counter() - t0
-        self.train_seconds += elapsed
-        step = int(self.step.numpy())
-        steps_lib.check_finite(last, step, self.manager.latest_checkpoint,
-                               tc.mixed_precision)
-        images = ((int(self.batches.numpy()) - batches_before) *
-                  tc.batch_size)
-        last['perf/images_per_sec'] = images / max(elapsed, 1e-9)
-        if not traced:
-          recent.append(elapsed)
-        seconds_per_step = float(np.mean(recent)) if recent else elapsed
-        for name, value in last.items():
-          sums[name] += value
-          counts[name] += 1
-        self._log_aux_weights(step, last)
-        if bar is not None:
-          bar.update(step, logs.bar_scalars(last),
-                     last['perf/images_per_sec'],
-                     (max_steps - step) * seconds_per_step)
-        if step % tc.log_every == 0 or step == max_steps:
-          with self.writer.as_default():
-            logs.write_scalars(step, {k: sums[k] / counts[k] for k in sums})
-          sums.clear()
-          counts.clear()
+        window.traced |= self._phase != self.is_adversarial(step)
+        self._phase = self.is_adversarial(step)
+        last = self.train_step(self._stream, step)
+        step += 1
+        window.scalars.add(last, step, self._aux_weights(last))
+        saved = step % tc.checkpoint_every == 0 or step == max_steps
+        if (step % tc.log_every == 0 or saved
+            or self._stop_signal is not None):
+          window = self._close_window(window, step, max_steps, bar)
         if step % tc.image_every == 0 or step == max_steps:
           self._write_images(step)
         if validate and (step % tc.eval_every == 0 or step == max_steps):
           self.validate(step)
-        saved = step % tc.checkpoint_every == 0 or step == max_steps
         if saved:
           self.save()
         if self._stop_signal is not None:
@@ -492,7 +481,36 @@ class Trainer:
       if bar is not None:
         bar.close()
       self.writer.flush()
-    return last
+    return {k: float(v) for k, v in last.items()}
+
+  def _close_window(self, window: '_Window', step: int, max_steps: int,
+                    bar: Optional[progress.ProgressBar]) -> '_Window':
+    """Reads, checks and logs the scalars of ``window`` (ending at ``step``).
+
+    Returns:
+      The next window, from ``step`` on.
+    """
+    means, rows = window.scalars.read()
+    seconds = (time.perf_counter() - window.start -
+               (self.eval_seconds - window.eval_seconds))
+    steps = step - window.first_step
+    self.train_seconds += seconds
+    steps_lib.check_finite(means, step, self.manager.latest_checkpoint,
+                           self.config.train.mixed_precision,
+                           first_step=window.first_step + 1)
+    images = (self._stream.position - window.position) * \
+        self.config.train.batch_size
+    means['perf/images_per_sec'] = images / max(seconds, 1e-9)
+    if not window.traced or self._seconds_per_step is None:
+      self._seconds_per_step = seconds / steps
+    if rows:
+      self._log_aux_weights(rows)
+    if bar is not None:
+      bar.update(step, logs.bar_scalars(means), means['perf/images_per_sec'],
+                 (max_steps - step) * self._seconds_per_step)
+    with self.writer.as_default():
+      logs.write_scalars(step, means)
+    return _Window(step, self._stream.position, self.eval_seconds)
 
   def request_stop(self, signum: int) -> None:
     """Asks ``train`` to checkpoint and stop after the current step.
@@ -500,3 +518,25 @@ class Trainer:
     Safe to call from a signal handler (it only records ``signum``).
     """
     self._stop_signal = signum
+
+
+class _Window:
+  """The steps since the scalars were last read: their sums and timing.
+
+  Attributes:
+    first_step: the step the window starts after.
+    position: the stream's batch position then.
+    eval_seconds: the trainer's validation seconds then.
+    start: when it started (``time.perf_counter``).
+    scalars: the ``logs.ScalarWindow`` of its steps.
+    traced: whether a step of it traced a new phase (its time is not a
+      step time).
+  """
+
+  def __init__(self, first_step: int, position: int, eval_seconds: float):
+    self.first_step = first_step
+    self.position = position
+    self.eval_seconds = eval_seconds
+    self.start = time.perf_counter()
+    self.scalars = logs.ScalarWindow()
+    self.traced = False

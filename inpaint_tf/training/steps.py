@@ -40,33 +40,46 @@ from inpaint_tf.training import task as task_lib
 
 
 class NonFiniteLossError(RuntimeError):
-  """A loss term or gradient norm became NaN or infinite."""
+  """A loss term or gradient norm became NaN or infinite.
+
+  Attributes:
+    term, value: the scalar and its (mean) value.
+    step: the last step of the window it was read in (the trainer reads
+      scalars on logging and checkpoint steps); ``first_step`` the first.
+    checkpoint: the last good checkpoint, or None.
+  """
 
   def __init__(self, term: str, value: float, step: int,
-               checkpoint: Optional[str]):
+               checkpoint: Optional[str], first_step: Optional[int] = None):
     self.term = term
     self.value = value
     self.step = step
+    self.first_step = step if first_step is None else first_step
     self.checkpoint = checkpoint
     kept = (f'last good checkpoint: {checkpoint}' if checkpoint
             else 'no checkpoint was written')
     kind = 'gradient norm' if term.endswith('grad_norm') else 'loss term'
-    super().__init__(f'non-finite {kind} {term!r} ({value}) at step '
-                     f'{step}; training stopped, {kept}')
+    when = (f'at step {step}' if self.first_step == step
+            else f'in steps {self.first_step}-{step}')
+    super().__init__(f'non-finite {kind} {term!r} ({value}) {when}; '
+                     f'training stopped, {kept}')
 
 
 def check_finite(scalars: Mapping[str, float], step: int,
-                 checkpoint: Optional[str], mixed_precision: bool) -> None:
+                 checkpoint: Optional[str], mixed_precision: bool,
+                 first_step: Optional[int] = None) -> None:
   """Raises ``NonFiniteLossError`` for the first NaN/inf in ``scalars``.
 
-  With loss scaling an overflowing gradient norm is expected now and then
-  (the optimiser skips the update and lowers the scale), so gradient norms
-  are not checked under mixed precision.
+  ``scalars`` may be means over the steps ``first_step..step``: a NaN or
+  inf in any of them makes the mean non-finite. With loss scaling an
+  overflowing gradient norm is expected now and then (the optimiser skips
+  the update and lowers the scale), so gradient norms are not checked under
+  mixed precision.
   """
   for name, value in scalars.items():
     if not math.isfinite(value) and not (
         mixed_precision and name.endswith('grad_norm')):
-      raise NonFiniteLossError(name, value, step, checkpoint)
+      raise NonFiniteLossError(name, value, step, checkpoint, first_step)
 
 
 def _summaries(terms, total, total_name, grad_norm, grad_name):
@@ -101,6 +114,7 @@ class TrainSteps:
     self.num_replicas = strategy.num_replicas_in_sync
     self.g_optimizer = self._make_optimizer()
     self.d_optimizer = self._make_optimizer()
+    self._rate = None  # The rate last set, see ``set_learning_rate``.
     # Slots exist before a restore, so it fills them at once.
     self.g_optimizer.build(task.generator.trainable_variables)
     self.d_optimizer.build(task.critic_variables)
@@ -123,9 +137,12 @@ class TrainSteps:
     return optimizer
 
   def set_learning_rate(self, rate: float) -> None:
-    """Sets the rate of both optimisers."""
+    """Sets the rate of both optimisers (a no-op when it is unchanged)."""
+    if rate == self._rate:
+      return
     for optimizer in (self.g_optimizer, self.d_optimizer):
       optimizer.learning_rate.assign(rate)
+    self._rate = rate
 
   def critic_step(self, batch, seed_index: tf.Tensor) -> Dict[str, tf.Tensor]:
     """One update of both critics on a global (or distributed) batch.

@@ -22,8 +22,9 @@ class BatchStream:
 
   Every batch drawn advances ``batches`` (an int64 variable saved in the
   checkpoint), so a restored run continues the stream where the saved one
-  was; if ``batches`` is changed from outside (a restore), the next batch
-  is read from its new value.
+  was. The variable is read once, when the stream is made; drawing a batch
+  only adds to it on the device, so no step waits for the device to read a
+  counter. After a restore, make a new stream.
 
   Args:
     dataset_fn: the training stream from a batch index.
@@ -37,17 +38,16 @@ class BatchStream:
     self._strategy = strategy
     self._batches = batches
     self._iterator = None
-    self._position = None
+    self.position = int(batches.numpy())
 
   def __iter__(self):
     return self
 
   def __next__(self):
-    position = int(self._batches.numpy())
-    if self._iterator is None or self._position != position:
+    if self._iterator is None:
       self._iterator = iter(distributed_dataset(
-          self._dataset_fn, self._strategy, position))
+          self._dataset_fn, self._strategy, self.position))
     batch = next(self._iterator)
     self._batches.assign_add(1)
-    self._position = position + 1
+    self.position += 1
     return batch
