@@ -28,9 +28,12 @@ at the end, with OpenCV's TELEA and NS on the same crops beside them (also
 in TensorBoard as ``eval/<method>/<mask_type>/<metric>``), and
 ``eval_set.npz`` with those crops and holes.
 
-A NaN or infinite loss term (or gradient norm) raises
-``NonFiniteLossError`` naming it; that step is not checkpointed, so the
-last good checkpoint is the latest one.
+The steps' scalars stay on the device and are read once per
+``log_every`` steps (and before every checkpoint), so a step never waits
+for the device to report a value. A NaN or infinite loss term (or gradient
+norm) in such a window raises ``NonFiniteLossError`` naming it and the
+window's steps; none of them is checkpointed, so the last good checkpoint
+is the latest one.
 """
 
 from __future__ import annotations
