@@ -293,6 +293,10 @@ class TrainConfig(_Section):
                                  '(GPUs).')
   deterministic: bool = _field(False, 'Enable TensorFlow op determinism '
                                '(bit-reproducible runs).', resumable=True)
+  jit_compile: bool = _field(
+      False, "Compile each replica's loss and gradient computation with XLA "
+      "(the reweighters' steps and the optimiser updates run uncompiled).",
+      resumable=True)
   eval_every: int = _field(
       0, 'Steps between held-out evaluations (PSNR, SSIM, L1 of completed '
       'crops, with cv2 TELEA/NS beside them) written to <log_dir>/eval.csv '

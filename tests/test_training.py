@@ -410,6 +410,51 @@ class DeviceReadsTest(util.TrainingTestCase):
       self.assertEqual(int(trainer.step.numpy()), 11)
 
 
+class JitCompileTest(util.TrainingTestCase):
+
+  def test_compiled_steps_equal_uncompiled(self):
+    results = []
+    for jit in (False, True):
+      config = util.tiny_config(variant='gepenet', n_critic=1,
+                                pretrain_steps=0, jit_compile=jit)
+      keras.utils.set_random_seed(0)
+      trainer = training.Trainer(os.path.join(self.root, f'jit_{jit}'),
+                                 self.dataset_fn, config,
+                                 progress_stream=False)
+      batch = next(iter(self.dataset_fn(0)))
+      critic = trainer.critic_step(batch)
+      generator = trainer.generator_step(batch, adversarial=True)
+      results.append({k: float(v) for k, v in {**critic, **generator}.items()})
+    plain, compiled = results
+    self.assertEqual(sorted(plain), sorted(compiled))
+    for name, value in plain.items():
+      self.assertAllClose(compiled[name], value, rtol=1e-4, atol=1e-6,
+                          msg=name)
+    self.assertGreater(plain['gp_local'], 0.0)
+
+  def test_what_xla_cannot_compile(self):
+    log_dir = os.path.join(self.root, 'jit_refused')
+    with self.assertRaisesRegex(
+        ValueError, r'^jit_compile: XLA cannot compile the hole-only '
+        r'attention of p3 \(1156 positions\), p4 \(1156 positions\) at '
+        r'image_size 272: .*'
+        '--attention_hole_only=false'):
+      training.Trainer(log_dir, self.dataset_fn,
+                       util.tiny_config(image_size=272, jit_compile=True),
+                       progress_stream=False)
+    self.assertFalse(os.path.exists(log_dir))
+    with self.assertLogs('absl', 'WARNING') as logs:
+      training.Trainer(
+          os.path.join(self.root, 'jit_awa'), self.dataset_fn,
+          util.tiny_config(variant='snet', jit_compile=True,
+                           aux_losses='tpl_tsl', reweight='awa',
+                           guidance='mae', vgg_weights=None),
+          progress_stream=False)
+    self.assertLen(logs.output, 1)
+    self.assertIn("generator step of reweighter 'awa' runs without XLA",
+                  logs.output[0])
+
+
 class MixedPrecisionTest(util.TrainingTestCase):
 
   def test_gepenet_in_float16_with_loss_scaling(self):

@@ -47,6 +47,7 @@ from inpaint_tf import ops
 from inpaint_tf.keras_api import keras
 from inpaint_tf.layers import ASPC
 from inpaint_tf.layers import ContextualAttention
+from inpaint_tf.layers.contextual_attention import DEFAULT_WHOLE_MAP_POSITIONS
 
 _GEN = config_lib.GeneratorConfig()
 _ATT = config_lib.AttentionConfig()
@@ -66,6 +67,34 @@ Fields:
   targets: ``(E3(Igt), E4(Igt), E5(Igt))`` of the same shapes for 'gepenet'
     when the ground truth is given, else ``()``.
 """
+
+
+def chunked_attention_layers(variant: str, image_size: int,
+                             rates: Sequence[int] = _GEN.attention_rates
+                             ) -> Dict[str, int]:
+  """The perception layers that a hole-only generator computes in chunks.
+
+  ``p3``, ``p4``, ``p5`` attend over E3-E5 (H/4, H/8, H/16) at their
+  rates; a map of more than ``DEFAULT_WHOLE_MAP_POSITIONS`` positions takes
+  ``ContextualAttention``'s chunked query path, whose sizes depend on the
+  hole (XLA cannot compile it).
+
+  Args:
+    variant: one of ``config.GENERATOR_VARIANTS``.
+    image_size: the side of square inputs.
+    rates: the perception layers' rates.
+
+  Returns:
+    Layer name -> attention positions, for the chunked layers only.
+  """
+  if variant == 'snet':
+    return {}
+  out = {}
+  for level, rate in zip((3, 4, 5), rates):
+    positions = (image_size // 2 ** (level - 1) // rate) ** 2
+    if positions > DEFAULT_WHOLE_MAP_POSITIONS:
+      out[f'p{level}'] = positions
+  return out
 
 
 def _spatial_size(x: tf.Tensor):

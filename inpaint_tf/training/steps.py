@@ -32,6 +32,7 @@ import functools
 import math
 from typing import Any, Dict, Mapping, Optional
 
+from absl import logging
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
@@ -118,6 +119,19 @@ class TrainSteps:
     # Slots exist before a restore, so it fills them at once.
     self.g_optimizer.build(task.generator.trainable_variables)
     self.d_optimizer.build(task.critic_variables)
+    # Each replica's loss and gradient computation, XLA-compiled with
+    # ``jit_compile``; the all-reduce and the optimiser update are not.
+    self._gradient_fns = {'critic': self._critic_gradients,
+                          'generator': self._generator_gradients}
+    if config.train.jit_compile:
+      self._gradient_fns = {
+          name: tf.function(fn, jit_compile=True, autograph=False)
+          for name, fn in self._gradient_fns.items()}
+      if task.reweighter is not None:
+        logging.warning(
+            'jit_compile: the generator step of reweighter %r runs without '
+            'XLA (it sums statistics across replicas between its passes); '
+            'the critic steps are compiled', config.awa.reweight)
     # The steps hold no tensor-dependent Python control flow; without
     # AutoGraph conversion they trace several times faster.
     self._critic_fn = tf.function(self._distributed_critic_step,
@@ -193,32 +207,43 @@ class TrainSteps:
                               skip_gradients_aggregation=True)
     return tf.linalg.global_norm(grads)
 
-  def _critic_step_fn(self, images, masks, seed_index):
+  def _critic_gradients(self, images, masks, alphas):
+    """This replica's critic terms, total and (scaled) gradients."""
     completed = self.task.completed(images, masks)
     variables = self.task.critic_variables
     with tf.GradientTape(watch_accessed_variables=False) as tape:
       tape.watch(variables)
       scale = (self.d_optimizer.loss_scale if self.mixed_precision
                else None)
-      terms = self.task.critic_terms(
-          images, masks, completed,
-          (self._alpha(seed_index, 0), self._alpha(seed_index, 1)), scale)
+      terms = self.task.critic_terms(images, masks, completed, alphas, scale)
       total = tf.add_n([t.value * t.weight for t in terms.values()])
       scaled = self._scaled(self.d_optimizer, total)
-    grad_norm = self._apply(self.d_optimizer, tape.gradient(scaled, variables),
-                            variables)
+    return terms, total, tape.gradient(scaled, variables)
+
+  def _generator_gradients(self, images, masks, adversarial):
+    """This replica's generator terms, total and (scaled) gradients."""
+    with tf.GradientTape() as tape:
+      terms, _, _ = self.task.generator_terms(images, masks, adversarial)
+      total = task_lib.weighted_sum(terms)
+      scaled = self._scaled(self.g_optimizer, total)
+    return terms, total, tape.gradient(
+        scaled, self.task.generator.trainable_variables)
+
+  def _critic_step_fn(self, images, masks, seed_index):
+    # Drawn outside XLA, whose stateless random numbers are others.
+    alphas = (self._alpha(seed_index, 0), self._alpha(seed_index, 1))
+    terms, total, grads = self._gradient_fns['critic'](images, masks, alphas)
+    grad_norm = self._apply(self.d_optimizer, grads,
+                            self.task.critic_variables)
     return _summaries(terms, total, 'd_total', grad_norm, 'd_grad_norm')
 
   def _generator_step_fn(self, images, masks, guidance, adversarial):
     task = self.task
     variables = task.generator.trainable_variables
     if task.reweighter is None:
-      with tf.GradientTape() as tape:
-        terms, _, _ = task.generator_terms(images, masks, adversarial)
-        total = task_lib.weighted_sum(terms)
-        scaled = self._scaled(self.g_optimizer, total)
-      grad_norm = self._apply(self.g_optimizer,
-                              tape.gradient(scaled, variables), variables)
+      terms, total, grads = self._gradient_fns['generator'](images, masks,
+                                                            adversarial)
+      grad_norm = self._apply(self.g_optimizer, grads, variables)
       return _summaries(terms, total, 'g_total', grad_norm, 'g_grad_norm')
 
     def loss_fn(batch):

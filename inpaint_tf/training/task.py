@@ -30,6 +30,8 @@ from inpaint_tf import losses
 from inpaint_tf import models
 from inpaint_tf import perceptual
 from inpaint_tf import reweighting
+from inpaint_tf.layers.contextual_attention import DEFAULT_WHOLE_MAP_POSITIONS
+from inpaint_tf.models import generator as generator_lib
 
 # (value, weight) of one loss term; scalars (the weight may be a tensor).
 LossTerm = collections.namedtuple('LossTerm', ['value', 'weight'])
@@ -220,6 +222,16 @@ def check_fits(config: config_lib.ExperimentConfig,
   if t.batch_size % num_replicas:
     raise ValueError(f'batch_size: expected a positive multiple of the '
                      f'{num_replicas} replicas, got {t.batch_size}')
+  chunked = generator_lib.chunked_attention_layers(
+      config.model.variant, t.image_size, config.model.attention_rates)
+  if t.jit_compile and config.attention.attention_hole_only and chunked:
+    layers = ', '.join(f'{k} ({v} positions)' for k, v in chunked.items())
+    raise ValueError(
+        f'jit_compile: XLA cannot compile the hole-only attention of '
+        f'{layers} at image_size {t.image_size}: maps of over '
+        f'{DEFAULT_WHOLE_MAP_POSITIONS} positions are computed in chunks '
+        'whose sizes depend on the hole; pass --attention_hole_only=false '
+        '(the full layer compiles) or leave out --jit_compile')
   if config.losses.aux_losses != 'none' and t.mixed_precision:
     raise ValueError('mixed_precision: not supported with aux_losses '
                      f'{config.losses.aux_losses!r} (the reweighters '
