@@ -1,7 +1,7 @@
 """Runs the trainer under op determinism and reports weight differences.
 
 Run as a script (``python tests/training_determinism_main.py IMAGE_DIR
-WORK_DIR``) by ``tests/test_training_distributed.py``: the two logical CPU
+WORK_DIR [fast]``) by ``tests/test_training_distributed.py``: the two logical CPU
 devices that MirroredStrategy needs must be configured before TensorFlow
 runs any op, and op determinism is process-wide, so neither can happen in
 the pytest process. Prints one JSON object:
@@ -10,8 +10,13 @@ the pytest process. Prints one JSON object:
   critic weights after two steps on two replicas and on one device (same
   global batch, seed and data);
 * ``mirrored_loss_diff``: largest |difference| of the reported losses;
+* ``moved``: largest change of a weight on one device (the steps did move
+  them);
 * ``awa_max_diff``, ``awa_scalar_rel_diff``: the same comparison of one
   step with TPL/TSL reweighted by AWA (weights and phi; logged values).
+
+With ``fast``, one step of S-Net instead of two of GEPE-Net, and no AWA
+(the two-replica run that every stack's CI runs).
 """
 
 import json
@@ -38,14 +43,14 @@ BATCH = 4
 SEED = 3
 
 
-def make_trainer(log_dir, dataset_fn, strategy):
+def make_trainer(log_dir, dataset_fn, strategy, variant):
   # Same initial weights for every trainer.
   keras.utils.set_random_seed(SEED)
   # A larger step than the paper's makes differences easier to see.
   return training.Trainer(
       log_dir, dataset_fn,
-      util.tiny_config(batch_size=BATCH, seed=SEED, learning_rate=1e-3,
-                       n_critic=1, pretrain_steps=0),
+      util.tiny_config(variant=variant, batch_size=BATCH, seed=SEED,
+                       learning_rate=1e-3, n_critic=1, pretrain_steps=0),
       strategy=strategy, progress_stream=False)
 
 
@@ -60,25 +65,37 @@ def max_diff(a, b):
              if np.size(x) else 0.0 for x, y in zip(a, b))
 
 
-def main(image_dir, work_dir):
+def main(image_dir, work_dir, fast=False):
   training.configure_determinism(SEED, deterministic=True)
   dataset_fn = data_lib.make_dataset_fn(
       util.tiny_config(data=image_dir, batch_size=BATCH, seed=SEED))
+  variant, steps = ('snet', 1) if fast else ('gepenet', 2)
 
-  # One device: two steps.
+  # One device.
   single = make_trainer(os.path.join(work_dir, 'single'), dataset_fn,
-                        tf.distribute.get_strategy())
-  single_scalars = single.train(2)
+                        tf.distribute.get_strategy(), variant)
+  initial_weights = model_weights(single)
+  single_scalars = single.train(steps)
   single_weights = model_weights(single)
 
-  # The same two steps on two replicas.
+  # The same steps on two replicas.
   # One strategy object for the process (like a training run).
   two_replicas = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
   mirrored = make_trainer(os.path.join(work_dir, 'mirrored'), dataset_fn,
-                          two_replicas)
+                          two_replicas, variant)
   assert mirrored.strategy.num_replicas_in_sync == 2
-  mirrored_scalars = mirrored.train(2)
+  mirrored_scalars = mirrored.train(steps)
   keys = [k for k in single_scalars if not k.startswith('perf/')]
+  result = {
+      'replicas': mirrored.strategy.num_replicas_in_sync,
+      'moved': max_diff(initial_weights, single_weights),
+      'mirrored_max_diff': max_diff(single_weights, model_weights(mirrored)),
+      'mirrored_loss_diff': max(abs(single_scalars[k] - mirrored_scalars[k])
+                                for k in keys),
+  }
+  if fast:
+    print(json.dumps(result))
+    return
 
   # AWA (MAE guidance, random VGG): one step on one device and on two
   # replicas; the reweighter sums its statistics over replicas.
@@ -97,17 +114,14 @@ def main(image_dir, work_dir):
                        [trainer.auxiliary.tunable.phi.numpy()])
   awa_keys = [k for k in awa_scalars[0] if not k.startswith('perf/')]
 
-  print(json.dumps({
+  result.update({
       'awa_max_diff': max_diff(*awa_weights),
       'awa_scalar_rel_diff': max(
           abs(awa_scalars[0][k] - awa_scalars[1][k]) /
           max(1.0, abs(awa_scalars[0][k])) for k in awa_keys),
-      'replicas': mirrored.strategy.num_replicas_in_sync,
-      'mirrored_max_diff': max_diff(single_weights, model_weights(mirrored)),
-      'mirrored_loss_diff': max(abs(single_scalars[k] - mirrored_scalars[k])
-                                for k in keys),
-  }))
+  })
+  print(json.dumps(result))
 
 
 if __name__ == '__main__':
-  main(sys.argv[1], sys.argv[2])
+  main(sys.argv[1], sys.argv[2], fast=sys.argv[3:] == ['fast'])

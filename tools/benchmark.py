@@ -34,7 +34,7 @@ from inpaint_tf.layers.contextual_attention import ContextualAttention
 FLAGS = flags.FLAGS
 flags.DEFINE_list('sections', ['attention', 'generator', 'awa'],
                   'Sections to run: attention, generator, awa, training, '
-                  'inference.')
+                  'data, inference.')
 flags.DEFINE_integer('repeats', 5, 'Timed rounds per variant (median).')
 flags.DEFINE_integer('batch', 8, 'Attention: batch size.')
 flags.DEFINE_integer('size', 64, 'Attention: feature map height and width.')
@@ -380,6 +380,41 @@ def training_section() -> None:
               ('step', 'steps/s', 'vs uncompiled'), rows)
 
 
+def data_section() -> None:
+  """The input pipeline: masks drawn in Python, and batches per second."""
+  from inpaint_tf import data as data_lib
+  from inpaint_tf import masks as masks_lib
+
+  recipe = _recipe_config(FLAGS.awa_flagfile)
+  rows = []
+  for size, scaled in ((recipe.train.image_size, recipe),
+                       (256, recipe.replace(image_size=256).scaled())):
+    for kind in ('square', 'free_form', 'mixed'):
+      config = scaled.replace(mask_type=kind)
+      mask_fn = masks_lib.make_mask_fn(config.masks, size, size)
+      rng = np.random.default_rng(0)
+      start = time.perf_counter()
+      for _ in range(200):
+        mask_fn(rng)
+      per_mask = (time.perf_counter() - start) / 200
+      dataset = data_lib.make_dataset_fn(config)(0)
+      iterator = iter(dataset)
+      for _ in range(5):  # Warm-up: the shuffle buffer, the first reads.
+        next(iterator)
+      start = time.perf_counter()
+      for _ in range(50):
+        next(iterator)
+      rate = 50 / (time.perf_counter() - start)
+      batch = config.train.batch_size
+      rows.append((f'{size}x{size}', kind, batch, f'{1000 * per_mask:.3f}',
+                   f'{1000 * per_mask * batch:.2f}', f'{rate:.1f}'))
+  print_table(f'Input pipeline ({recipe.data.data}, the recipe of '
+              f'{FLAGS.awa_flagfile}): masks are drawn in Python '
+              '(tf.numpy_function) in the parallel map',
+              ('image', 'mask_type', 'batch', 'ms/mask', 'ms/batch of masks',
+               'batches/s'), rows)
+
+
 def _peak_rss_bytes() -> int:
   """This process's peak resident memory (VmHWM)."""
   with open('/proc/self/status') as f:
@@ -498,6 +533,7 @@ def main(argv):
     return
   sections = {'attention': attention_section, 'generator': generator_section,
               'awa': awa_section, 'training': training_section,
+              'data': data_section,
               'inference': inference_section}
   for name in FLAGS.sections:
     if name not in sections:
