@@ -2,6 +2,8 @@
 
 import math
 import os
+import subprocess
+import sys
 from unittest import mock
 
 import numpy as np
@@ -241,6 +243,36 @@ class TorchvisionReferenceTest(tf.test.TestCase):
                        vgg_lib.torchvision_arrays(state, num_blocks=3), 3)
     other = caffe(tf.constant(reference['images']))[0]
     self.assertGreater(np.abs(other - reference['pool1']).max(), 1.0)
+
+
+class CompareVGGToolTest(tf.test.TestCase):
+  """tools/compare_vgg.py on weight files of both conventions."""
+
+  def test_prints_both_conventions_and_their_ratio(self):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    npz = os.path.join(self.get_temp_dir(), 'torchvision.npz')
+    np.savez(npz, **vgg_lib.torchvision_arrays(
+        make_vgg_reference.random_state_dict(), num_blocks=3))
+    h5 = os.path.join(self.get_temp_dir(), 'keras.h5')
+    keras.utils.set_random_seed(3)
+    vgg_lib.network(3, 'vgg').save_weights(h5)
+    run = lambda *flags: subprocess.run(
+        [sys.executable, '-m', 'tools.compare_vgg', '--image_size=32',
+         *flags], cwd=root, capture_output=True, text=True, timeout=300,
+        check=False)
+    proc = run(f'--torchvision_weights={npz}', f'--keras_weights={h5}')
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    rows = [line.split() for line in proc.stdout.splitlines()
+            if line.split() and line.split()[0] in perceptual.TERM_NAMES]
+    self.assertEqual([r[0] for r in rows], list(perceptual.TERM_NAMES))
+    for _, a, b, ratio in rows:
+      self.assertGreater(float(a), 0.0)
+      self.assertAllClose(float(ratio), float(b) / float(a), rtol=1e-3)
+    proc = run(f'--torchvision_weights={h5}', f'--keras_weights={h5}')
+    self.assertEqual(proc.returncode, 1)
+    self.assertRegex(proc.stderr, "^error: --torchvision_weights: expected "
+                     "torchvision VGG-16 weights .* got Keras' HDF5")
+    self.assertEqual(len(proc.stderr.strip().splitlines()), 1)
 
 
 class TunableWeightsTest(tf.test.TestCase):

@@ -16,7 +16,7 @@ from typing import Callable
 from absl import flags
 
 TOOLS = ('train', 'evaluate', 'inpaint', 'export', 'benchmark', 'plot_eval',
-         'plot_weights', 'convert_lpips', 'convert_vgg')
+         'plot_weights', 'convert_lpips', 'convert_vgg', 'compare_vgg')
 
 
 def __getattr__(name: str) -> Callable[[], None]:
