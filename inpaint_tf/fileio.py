@@ -9,6 +9,7 @@ is written to a temporary directory beside the target and then renamed.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import tempfile
@@ -46,6 +47,14 @@ def atomic_write(path: str, data: Union[bytes, str],
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def write_npz(path: str, arrays, compressed: bool = False,
+              name: str = 'output') -> None:
+  """Writes ``{name: array}`` as an ``.npz`` file, atomically."""
+  buffer = io.BytesIO()
+  (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+  atomic_write(path, buffer.getvalue(), name)
 
 
 def check_output_file(path: str, name: str = 'output') -> None:

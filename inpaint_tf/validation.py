@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import os
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -169,10 +168,9 @@ class ValidationSet:
 
   def save(self, path: str) -> None:
     """Writes crops and masks to an ``.npz`` file (atomically)."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, images=self.images,
-                        **{f'mask_{t}': m for t, m in self.masks.items()})
-    fileio.atomic_write(path, buffer.getvalue())
+    fileio.write_npz(path, {'images': self.images,
+                            **{f'mask_{t}': m for t, m in self.masks.items()}},
+                     compressed=True)
 
   @classmethod
   def load(cls, path: str) -> 'ValidationSet':

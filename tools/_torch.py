@@ -6,9 +6,14 @@ not.
 """
 
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
+
+
+# Help of the converters' flag that names a VGG-16 state-dict file.
+VGG16_FLAG_HELP = ("torchvision's VGG-16 state dict (vgg16-397923af.pth); "
+                   "default: torchvision's pretrained vgg16.")
 
 
 def import_torch():
@@ -47,6 +52,13 @@ def load_state_dict(path: str, name: str) -> Dict[str, np.ndarray]:
     raise ValueError(f'{name}: cannot read {path!r} with torch.load '
                      f'({err})') from err
   return _to_numpy(state)
+
+
+def vgg16_state_dict(path: Optional[str], name: str
+                     ) -> Dict[str, np.ndarray]:
+  """The VGG-16 state dict in ``path`` (the flag ``name``), or torchvision's
+  pretrained one when ``path`` is empty."""
+  return load_state_dict(path, name) if path else torchvision_vgg16(name)
 
 
 def torchvision_vgg16(name: str) -> Dict[str, np.ndarray]:

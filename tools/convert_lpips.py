@@ -18,10 +18,7 @@ the library does not.
 
 from . import _cli  # pylint: disable=g-bad-import-order
 
-import io
-
 from absl import flags
-import numpy as np
 
 from inpaint_tf import fileio
 from inpaint_tf import lpips
@@ -30,9 +27,7 @@ from . import _torch
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('input', None, "The lpips package's weights/v0.1/vgg.pth.")
-flags.DEFINE_string('backbone', None,
-                    "torchvision's VGG-16 state dict (vgg16-397923af.pth); "
-                    "default: torchvision's pretrained vgg16.")
+flags.DEFINE_string('backbone', None, _torch.VGG16_FLAG_HELP)
 flags.DEFINE_string('output', None, '.npz file to write.')
 
 
@@ -40,12 +35,9 @@ def main(argv):
   del argv
   _cli.require(input=FLAGS.input, output=FLAGS.output)
   heads = _torch.load_state_dict(FLAGS.input, 'input')
-  backbone = (_torch.load_state_dict(FLAGS.backbone, 'backbone')
-              if FLAGS.backbone else _torch.torchvision_vgg16('backbone'))
+  backbone = _torch.vgg16_state_dict(FLAGS.backbone, 'backbone')
   arrays = lpips.arrays_from_torch(heads, backbone)
-  buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
-  fileio.atomic_write(FLAGS.output, buffer.getvalue())
+  fileio.write_npz(FLAGS.output, arrays)
   print(f'wrote {FLAGS.output}: {len(arrays)} arrays (5 linear heads, 13 '
         'VGG-16 convolutions)')
 

@@ -17,10 +17,7 @@ the library does not.
 
 from . import _cli  # pylint: disable=g-bad-import-order
 
-import io
-
 from absl import flags
-import numpy as np
 
 from inpaint_tf import fileio
 from inpaint_tf import vgg
@@ -28,21 +25,16 @@ from inpaint_tf import vgg
 from . import _torch
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('input', None,
-                    "torchvision's VGG-16 state dict (vgg16-397923af.pth); "
-                    "default: torchvision's pretrained vgg16.")
+flags.DEFINE_string('input', None, _torch.VGG16_FLAG_HELP)
 flags.DEFINE_string('output', None, '.npz file to write.')
 
 
 def main(argv):
   del argv
   _cli.require(output=FLAGS.output)
-  state = (_torch.load_state_dict(FLAGS.input, 'input') if FLAGS.input
-           else _torch.torchvision_vgg16('input'))
-  arrays = vgg.torchvision_arrays(state, argument='input')
-  buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
-  fileio.atomic_write(FLAGS.output, buffer.getvalue())
+  state = _torch.vgg16_state_dict(FLAGS.input, 'input')
+  fileio.write_npz(FLAGS.output,
+                   vgg.torchvision_arrays(state, argument='input'))
   print(f'wrote {FLAGS.output}: the 13 VGG-16 convolutions')
 
 
