@@ -38,13 +38,16 @@ AUX_LOSSES = ('none', 'tpl_tsl')
 # the ImageNet mean.
 VGG_CONVENTIONS = ('torchvision', 'keras_caffe')
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
+# Seeds seed NumPy and TensorFlow, which take 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
 # The resolution of the papers; ``scaled`` sizes are given at it.
 PAPER_IMAGE_SIZE = 256
 
 
 def _field(default: Any, help: str, *,
            choices: Optional[Tuple[str, ...]] = None, scaled: bool = False,
-           resumable: bool = False, minimum: Optional[float] = None) -> Any:
+           resumable: bool = False, minimum: Optional[float] = None,
+           maximum: Optional[float] = None) -> Any:
   """A config field with its flag's help text and constraints.
 
   Args:
@@ -55,15 +58,16 @@ def _field(default: Any, help: str, *,
       ``image_size`` unless set.
     resumable: may differ when a run resumes.
     minimum: smallest allowed value of a number.
+    maximum: largest allowed value of a number.
   """
   # pylint: disable=redefined-builtin
   return dataclasses.field(default=default, metadata=dict(
       help=help, choices=choices, scaled=scaled, resumable=resumable,
-      minimum=minimum))
+      minimum=minimum, maximum=maximum))
 
 
 class _Section:
-  """Checks the choices and minimums of its fields when it is made."""
+  """Checks the choices and ranges of its fields when it is made."""
 
   def __post_init__(self):
     for f in dataclasses.fields(self):
@@ -74,6 +78,9 @@ class _Section:
                          f'{value!r}')
       if minimum is not None and value is not None and not value >= minimum:
         raise ValueError(f'{f.name}: expected >= {minimum}, got {value!r}')
+      maximum = f.metadata['maximum']
+      if maximum is not None and value is not None and not value <= maximum:
+        raise ValueError(f'{f.name}: expected <= {maximum}, got {value!r}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,7 +283,7 @@ class TrainConfig(_Section):
                            resumable=True, minimum=1)
   max_steps: int = _field(40000, 'Generator updates in total (a resumed run '
                           'continues).', resumable=True, minimum=1)
-  seed: int = _field(0, 'Random seed.')
+  seed: int = _field(0, 'Random seed.', minimum=0, maximum=MAX_SEED)
   log_every: int = _field(10, 'Steps between TensorBoard scalars (averaged '
                           'over them).', resumable=True, minimum=1)
   image_every: int = _field(500, 'Steps between TensorBoard image grids.',
@@ -305,7 +312,8 @@ class TrainConfig(_Section):
   eval_crops_per_image: int = _field(
       4, 'Crops of --image_size cut from each held-out image; each gets a '
       'square and a free-form hole.', minimum=1)
-  eval_seed: int = _field(1234, 'Seed of the held-out crops and holes.')
+  eval_seed: int = _field(1234, 'Seed of the held-out crops and holes.',
+                          minimum=0, maximum=MAX_SEED)
 
 
 @dataclasses.dataclass(frozen=True)

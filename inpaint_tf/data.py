@@ -434,12 +434,6 @@ def split_demo_images(
 DatasetFn = Callable[[int], tf.data.Dataset]
 
 
-def _renamed(error: ValueError, name: str) -> ValueError:
-  """The error with the argument it names replaced by ``name``."""
-  head, sep, rest = str(error).partition(': ')
-  return ValueError(f'{name}: {rest if sep and head.isidentifier() else error}')
-
-
 def make_dataset_fn(config: config_lib.ExperimentConfig,
                     skip_counter: Optional[SkipCounter] = None) -> DatasetFn:
   """The training stream of an experiment as a ``DatasetFn``.
@@ -471,16 +465,13 @@ def make_dataset_fn(config: config_lib.ExperimentConfig,
     try:
       files = list_images(d.data)
     except ValueError as e:
-      raise _renamed(e, 'data') from None
+      raise ops.renamed(e, 'data') from None
   mask_spec = m
   if m.mask_type == 'folder':
     if not m.mask_dir:
       raise ValueError("mask_dir: expected a folder of masks for mask_type "
                        "'folder', got none")
-    try:
-      folder = masks_lib.MaskFolder(m.mask_dir)
-    except ValueError as e:
-      raise _renamed(e, 'mask_dir') from None
+    folder = masks_lib.MaskFolder(m.mask_dir, argument='mask_dir')
     mask_spec = masks_lib.make_mask_fn(m, t.image_size, t.image_size, folder)
   elif m.mask_dir:
     raise ValueError(f"mask_dir: only used with mask_type 'folder', got "

@@ -41,6 +41,7 @@ import numpy as np
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import image_io
+from inpaint_tf import ops
 
 Pair = Union[int, Sequence[int]]
 MaskFn = Callable[[np.random.Generator], np.ndarray]
@@ -289,20 +290,26 @@ class MaskFolder:
   """
 
   def __init__(self, path: Union[str, os.PathLike], invert: bool = False,
-               check_exists: bool = True):
+               check_exists: bool = True, argument: str = 'path'):
     """Lists the masks.
 
     Args:
       path: folder (searched recursively) or text file list of masks.
       invert: holes are the zero pixels.
       check_exists: see ``image_io.list_images``.
+      argument: the setting that gave ``path`` (``'mask_dir'``), which
+        starts every error about the folder.
 
     Raises:
       ValueError: the path is missing or holds no image.
     """
     self.path = os.fspath(path)
     self.invert = bool(invert)
-    self.files: List[str] = image_io.list_images(self.path, check_exists)
+    self.argument = argument
+    try:
+      self.files: List[str] = image_io.list_images(self.path, check_exists)
+    except ValueError as e:
+      raise ops.renamed(e, argument) from None
     self._ratios: Optional[np.ndarray] = None
     self._bad = set()
     self._lock = threading.Lock()
@@ -369,8 +376,8 @@ class MaskFolder:
       usable = [i for i in candidates if i not in self._bad]
       if not usable:
         where = '' if ratio_bin is None else f' in bin {ratio_bin}'
-        raise ValueError(f'path: expected at least one readable mask{where}, '
-                         f'got none in {self.path!r}')
+        raise ValueError(f'{self.argument}: expected at least one readable '
+                         f'mask{where}, got none in {self.path!r}')
       index = int(usable[rng.integers(len(usable))])
       try:
         return self.load(index, size)

@@ -169,6 +169,16 @@ def _bilinear_weights(start: tf.Tensor, end: tf.Tensor, in_size: tf.Tensor,
   return tf.where(inside[..., tf.newaxis], weights, 0.0)
 
 
+def renamed(error: ValueError, name: str) -> ValueError:
+  """``error`` with the argument its message starts with replaced by ``name``.
+
+  ``'path: expected ...'`` becomes ``'<name>: expected ...'``; a message
+  that does not start with an argument's name gets ``'<name>: '`` in front.
+  """
+  head, sep, rest = str(error).partition(': ')
+  return ValueError(f'{name}: {rest if sep and head.isidentifier() else error}')
+
+
 def _describe(x) -> str:
   shape = getattr(x, 'shape', None)
   dtype = getattr(x, 'dtype', None)

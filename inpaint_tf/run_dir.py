@@ -89,6 +89,9 @@ def record_config(log_dir: str, config: config_lib.ExperimentConfig,
     ValueError: a field that describes the model, its losses or its data
       differs from the saved run's; the message starts with its name.
   """
+  if tf.io.gfile.exists(log_dir) and not tf.io.gfile.isdir(log_dir):
+    raise ValueError(f'log_dir: expected a run directory (new, or a run to '
+                     f'resume), got the file {log_dir!r}')
   path = os.path.join(log_dir, CONFIG_JSON)
   changes = []
   if tf.io.gfile.exists(path):

@@ -124,6 +124,24 @@ class OlderRunConfigTest(unittest.TestCase):
             run_dir.record_config(log_dir, config)
 
 
+class ContractTest(unittest.TestCase):
+  """Bad settings name themselves."""
+
+  def test_seeds_in_range(self):
+    for name in ('seed', 'eval_seed'):
+      for value, bound in ((-1, '>= 0'), (2**32, f'<= {2**32 - 1}')):
+        with self.assertRaisesRegex(ValueError,
+                                    f'^{name}: expected {bound}, got'):
+          util.tiny_config(**{name: value})
+    self.assertEqual(util.tiny_config(seed=2**32 - 1).train.seed, 2**32 - 1)
+
+  def test_log_dir_that_is_a_file(self):
+    with tempfile.NamedTemporaryFile() as f:
+      with self.assertRaisesRegex(ValueError, '^log_dir: expected a run '
+                                  'directory .* got the file'):
+        run_dir.record_config(f.name, util.tiny_config())
+
+
 class ConfigFlagsTest(unittest.TestCase):
 
   def test_defaults_are_the_papers(self):

@@ -253,6 +253,19 @@ class MaskFolderTest(tf.test.TestCase):
     empty = tempfile.mkdtemp(dir=self.get_temp_dir())
     with self.assertRaisesRegex(ValueError, 'with none'):
       masks_lib.MaskFolder(empty)
+    # Errors name the setting that gave the folder.
+    with self.assertRaisesRegex(ValueError, '^mask_dir: expected a folder '
+                                'with at least one image'):
+      masks_lib.MaskFolder(empty, argument='mask_dir')
+    unreadable = tempfile.mkdtemp(dir=self.get_temp_dir())
+    for name in ('a.png', 'b.png'):
+      with open(os.path.join(unreadable, name), 'w') as f:
+        f.write('not an image')
+    folder = masks_lib.MaskFolder(unreadable, argument='mask_dir')
+    with self.assertLogs('absl', 'WARNING'):
+      with self.assertRaisesRegex(ValueError, '^mask_dir: expected at least '
+                                  'one readable mask, got none in'):
+        folder.sample(np.random.default_rng(0), 16)
 
 
 class MakeMaskFnTest(tf.test.TestCase):

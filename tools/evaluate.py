@@ -30,6 +30,7 @@ from inpaint_tf import image_io
 from inpaint_tf import inpainter
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
+from inpaint_tf import ops
 from inpaint_tf import weights
 
 FLAGS = flags.FLAGS
@@ -82,17 +83,9 @@ def _mask_fn(size: int):
   folder = None
   if FLAGS.mask_type == 'folder':
     _cli.require(mask_dir=FLAGS.mask_dir)
-    folder = _for_flag('mask_dir', masks_lib.MaskFolder, FLAGS.mask_dir,
-                       FLAGS.invert_masks)
+    folder = masks_lib.MaskFolder(FLAGS.mask_dir, FLAGS.invert_masks,
+                                  argument='mask_dir')
   return masks_lib.make_mask_fn(mask_config, size, size, folder)
-
-
-def _for_flag(flag: str, fn, *args):
-  """``fn(*args)``; a ValueError names the flag that caused it."""
-  try:
-    return fn(*args)
-  except ValueError as e:
-    raise ValueError(f'--{flag}: {e}') from None
 
 
 def _feature_models(notes):
@@ -134,7 +127,10 @@ def main(argv):
     raise ValueError(f'--output_dir: expected a directory, got the file '
                      f'{FLAGS.output_dir!r}')
   mask_fn = _mask_fn(FLAGS.image_size)
-  files = _for_flag('data', image_io.list_images, FLAGS.data)
+  try:
+    files = image_io.list_images(FLAGS.data)
+  except ValueError as e:
+    raise ops.renamed(e, 'data') from None
   files = files[:FLAGS.num_images]
   notes = []
   lpips_model, inception = _feature_models(notes)
