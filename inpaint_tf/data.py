@@ -32,69 +32,31 @@ iteration fails with an ``InvalidArgumentError`` whose message is
 ``files: expected at least one readable image, ...`` instead of looping
 forever.
 
-Also: ``skimage_demo_images``, the photographs and textures bundled with
-scikit-image, used by the demo so that it needs no download.
+``data='skimage'`` (``demo_images.SKIMAGE_DATA``) trains on random crops
+of the training split of the photographs bundled with scikit-image.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import os
 import threading
-from typing import (Callable, Dict, List, Optional, Sequence, Tuple, TypeVar,
-                    Union)
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
+from inpaint_tf import demo_images
 from inpaint_tf import image_io
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import ops
-# File helpers, re-exported for the tools.
-# pylint: disable=unused-import,g-importing-member
-from inpaint_tf.image_io import IMAGE_EXTENSIONS
-from inpaint_tf.image_io import list_images
-from inpaint_tf.image_io import load_image
-from inpaint_tf.image_io import load_mask
-# pylint: enable=unused-import,g-importing-member
 
-# ``data`` value that selects scikit-image's bundled demo images.
-SKIMAGE_DATA = 'skimage'
 # Side of the centre crop applied to CelebA's aligned 178x218 images.
 CELEBA_CROP = 178
 
-# scikit-image's bundled photographs and textures (file name in
-# skimage/data), in a fixed order. Synthetic images (chessboards, colour
-# charts, logos, phantoms, silhouettes) and the motion-blurred clock are
-# left out.
-DEMO_IMAGES = (
-    ('astronaut', 'astronaut.png'),
-    ('brick', 'brick.png'),
-    ('camera', 'camera.png'),
-    ('cell', 'cell.png'),
-    ('chelsea', 'chelsea.png'),
-    ('coffee', 'coffee.png'),
-    ('coins', 'coins.png'),
-    ('grass', 'grass.png'),
-    ('gravel', 'gravel.png'),
-    ('hubble_deep_field', 'hubble_deep_field.jpg'),
-    ('immunohistochemistry', 'ihc.png'),
-    ('moon', 'moon.png'),
-    ('motorcycle_left', 'motorcycle_left.png'),
-    ('motorcycle_right', 'motorcycle_right.png'),
-    ('page', 'page.png'),
-    ('retina', 'retina.jpg'),
-    ('rocket', 'rocket.jpg'),
-    ('text', 'text.png'),
-)
-# Held out from demo training: a photograph, a texture and an object.
-DEMO_HELD_OUT = ('chelsea', 'gravel', 'rocket')
-
 MaskSpec = Union[config_lib.MaskConfig, masks_lib.MaskFn]
-T = TypeVar('T')
 
 # Files read and decoded at the same time by a pipeline.
 _READ_PARALLELISM = max(2, min(16, os.cpu_count() or 2))
@@ -192,7 +154,7 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
 
   Args:
     files: list of image paths, or a folder / file list for
-      ``list_images``.
+      ``image_io.list_images``.
     image_size: int or (height, width) of the output images.
     batch_size: images per batch. Training drops the last partial batch
       (static batch shape); evaluation keeps it.
@@ -362,71 +324,6 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
   return ds.with_options(options)
 
 
-def _skimage_data_dir() -> str:
-  return str(importlib.resources.files('skimage') / 'data')
-
-
-def skimage_demo_files() -> List[Tuple[str, str]]:
-  """(name, path) of scikit-image's bundled demo images (``DEMO_IMAGES``).
-
-  The files ship inside the installed scikit-image package; nothing is
-  downloaded.
-
-  Raises:
-    ValueError: a file is missing from the installed package.
-  """
-  folder = _skimage_data_dir()
-  out = []
-  for name, filename in DEMO_IMAGES:
-    path = os.path.join(folder, filename)
-    if not os.path.isfile(path):
-      raise ValueError(f'skimage: expected the bundled image {filename} in '
-                       f'{folder}, got no such file (scikit-image install?)')
-    out.append((name, path))
-  return out
-
-
-def skimage_demo_images() -> List[Tuple[str, np.ndarray]]:
-  """The photographs and textures bundled with scikit-image.
-
-  Returns:
-    [(name, uint8 [H,W,3] RGB array)] in ``DEMO_IMAGES`` order (grey images
-    replicated to RGB), decoded like the training pipeline decodes them.
-  """
-  return [(name, image_io.load_image(path))
-          for name, path in skimage_demo_files()]
-
-
-def split_demo_images(
-    items: Sequence[Tuple[str, T]],
-    held_out: Sequence[str] = DEMO_HELD_OUT,
-) -> Tuple[List[Tuple[str, T]], List[Tuple[str, T]]]:
-  """Splits (name, x) pairs into training and held-out lists by name.
-
-  Args:
-    items: e.g. ``skimage_demo_images()`` or ``skimage_demo_files()``.
-    held_out: names to hold out.
-
-  Returns:
-    (train, held_out) lists, each in the order of ``items``.
-
-  Raises:
-    ValueError: a held-out name is not among the items, or nothing is left
-      for training.
-  """
-  names = [name for name, _ in items]
-  unknown = sorted(set(held_out) - set(names))
-  if unknown:
-    raise ValueError(f'held_out: expected names among {names}, got unknown '
-                     f'{unknown}')
-  train = [item for item in items if item[0] not in held_out]
-  test = [item for item in items if item[0] in held_out]
-  if not train:
-    raise ValueError(f'held_out: expected to leave images for training, got '
-                     f'all of {names} held out')
-  return train, test
-
-
 # start -> dataset of global batches ``{'image': [B,H,W,3] float32 in
 # [-1,1], 'mask': [B,H,W,1] float32, 1 = hole}`` whose first element is
 # batch number ``start`` of the training stream; every batch has the global
@@ -458,12 +355,13 @@ def make_dataset_fn(config: config_lib.ExperimentConfig,
       directory is made.
   """
   d, m, t = config.data, config.masks, config.train
-  random_crop = d.data == SKIMAGE_DATA
+  random_crop = d.data == demo_images.SKIMAGE_DATA
   if random_crop:
-    files = [path for _, path in split_demo_images(skimage_demo_files())[0]]
+    files = [path for _, path in demo_images.split_demo_images(
+        demo_images.skimage_demo_files())[0]]
   else:
     try:
-      files = list_images(d.data)
+      files = image_io.list_images(d.data)
     except ValueError as e:
       raise ops.renamed(e, 'data') from None
   mask_spec = m

@@ -38,13 +38,12 @@ from inpaint_tf import inpainter as inpainter_lib
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
 
-# Per-image metrics, always computed.
+# Per-image metrics (``metrics.PER_IMAGE``), always computed.
 METRICS = ('l1', 'l1_percent', 'psnr', 'ssim', 'mae')
-_METRIC_FNS = {'l1': metrics.l1, 'l1_percent': metrics.l1_percent,
-               'psnr': metrics.psnr, 'ssim': metrics.ssim, 'mae': metrics.mae}
 # Baselines: method name -> ``metrics.cv2_inpaint`` method.
 CV2_METHODS = {'cv2_telea': 'telea', 'cv2_ns': 'ns'}
-# The hole-ratio label of the rows that average over every image.
+# The label of the rows that average over every image (here over every hole
+# ratio; in ``validation``, over every mask type).
 ALL = 'all'
 # Default name of the network's rows.
 MODEL_NAME = 'gepenet'
@@ -143,10 +142,10 @@ def evaluate(model, images, masks, name: str = MODEL_NAME,
              for method, fn in methods.items()}
 
   names = list(METRICS)
-  per_image = {method: {metric: np.asarray(_METRIC_FNS[metric](images, out),
-                                           np.float64)
-                        for metric in METRICS}
-               for method, out in outputs.items()}
+  per_image = {
+      method: {metric: np.asarray(metrics.PER_IMAGE[metric](images, out),
+                                  np.float64) for metric in METRICS}
+      for method, out in outputs.items()}
   if lpips_model is not None:
     names.append('lpips')
     for method, out in outputs.items():

@@ -302,3 +302,8 @@ class InceptionFeatures:
              for i in range(0, len(images), self.batch_size)]
     feats = np.concatenate(feats, axis=0)
     return feats[0] if single else feats
+
+
+# The per-image metrics by name (each maps images a, b to values per image).
+PER_IMAGE = {'l1': l1, 'l1_percent': l1_percent, 'psnr': psnr, 'ssim': ssim,
+             'mae': mae}

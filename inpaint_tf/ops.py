@@ -169,6 +169,21 @@ def _bilinear_weights(start: tf.Tensor, end: tf.Tensor, in_size: tf.Tensor,
   return tf.where(inside[..., tf.newaxis], weights, 0.0)
 
 
+def composite(pred: tf.Tensor, images: tf.Tensor,
+              masks: tf.Tensor) -> tf.Tensor:
+  """The completed image: ``pred`` inside the hole, ``images`` elsewhere.
+
+  Args:
+    pred: [B,H,W,C] float, the generator's output.
+    images: [B,H,W,C] float, the known image (or the ground truth).
+    masks: [B,H,W,1] or [1,H,W,1] float, 1 = hole (soft values blend).
+
+  Returns:
+    [B,H,W,C] ``pred * masks + images * (1 - masks)``.
+  """
+  return pred * masks + images * (1.0 - masks)
+
+
 def renamed(error: ValueError, name: str) -> ValueError:
   """``error`` with the argument its message starts with replaced by ``name``.
 

@@ -112,7 +112,7 @@ def perceptual_style_terms(features: vgg.VGGFeatures, pred: tf.Tensor,
   pred32 = tf.cast(pred, tf.float32)
   ground_truth = tf.cast(ground_truth, tf.float32)
   mask = tf.cast(mask, tf.float32)
-  comp = pred32 * mask + ground_truth * (1.0 - mask)
+  comp = ops.composite(pred32, ground_truth, mask)
   batch = tf.shape(pred32)[0]
   # Output and completed image share one pass; the truth gets its own so
   # that no backward pass is spent on it.

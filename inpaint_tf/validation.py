@@ -25,13 +25,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
+from inpaint_tf import demo_images
 from inpaint_tf import evaluation
 from inpaint_tf import fileio
 from inpaint_tf import image_io
@@ -41,16 +42,11 @@ from inpaint_tf import metrics
 MASK_TYPES = ('square', 'free_form')
 METRICS = ('psnr', 'ssim', 'l1')
 HIGHER_IS_BETTER = {'psnr': True, 'ssim': True, 'l1': False}
-# Mean over every crop and mask type.
-ALL = 'all'
 EVAL_CSV = 'eval.csv'
 EVAL_SET = 'eval_set.npz'
 CSV_COLUMNS = ('step', 'method', 'mask_type', 'metric', 'value')
-_METRIC_FNS = {'psnr': metrics.psnr, 'ssim': metrics.ssim, 'l1': metrics.l1}
 
-# uint8 [N,H,W,3], uint8 [N,H,W,1] (1 = hole) -> completed uint8 [N,H,W,3].
-CompleteFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-# {mask_type: {metric: mean}}, mask types ``MASK_TYPES + (ALL,)``.
+# {mask_type: {metric: mean}}, mask types ``MASK_TYPES + (evaluation.ALL,)``.
 Scores = Dict[str, Dict[str, float]]
 
 
@@ -117,11 +113,11 @@ def validation_masks(count: int, size: int, mask_config: config_lib.MaskConfig,
 
 def _scores(images: np.ndarray, completed: Mapping[str, np.ndarray]) -> Scores:
   """Means of ``METRICS`` per mask type and over all of them."""
-  per_image = {t: {m: np.asarray(_METRIC_FNS[m](images, out), np.float64)
+  per_image = {t: {m: np.asarray(metrics.PER_IMAGE[m](images, out), np.float64)
                    for m in METRICS} for t, out in completed.items()}
   scores = {t: {m: float(np.mean(v)) for m, v in values.items()}
             for t, values in per_image.items()}
-  scores[ALL] = {m: float(np.mean(np.concatenate(
+  scores[evaluation.ALL] = {m: float(np.mean(np.concatenate(
       [per_image[t][m] for t in completed]))) for m in METRICS}
   return scores
 
@@ -198,12 +194,13 @@ class ValidationSet:
             and all(np.array_equal(m, other.masks[t])
                     for t, m in self.masks.items()))
 
-  def complete(self, complete_fn: CompleteFn) -> Dict[str, np.ndarray]:
+  def complete(self, complete_fn: evaluation.CompleteFn
+               ) -> Dict[str, np.ndarray]:
     """``{mask_type: completed uint8 [N,size,size,3]}`` of ``complete_fn``."""
     return {t: np.asarray(complete_fn(self.images, m))
             for t, m in self.masks.items()}
 
-  def score(self, complete_fn: CompleteFn) -> Scores:
+  def score(self, complete_fn: evaluation.CompleteFn) -> Scores:
     """Scores of ``complete_fn`` on every crop and hole."""
     return _scores(self.images, self.complete(complete_fn))
 
@@ -286,7 +283,7 @@ class EvalLog:
       writer.writerows([(r[0], r[1], r[2], r[3], f'{r[4]:.8g}') for r in rows])
 
 
-def read_curves(path: str, mask_type: str = ALL
+def read_curves(path: str, mask_type: str = evaluation.ALL
                 ) -> Dict[str, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
   """``{metric: {method: (steps [T], values [T])}}`` from an eval CSV.
 
@@ -336,8 +333,9 @@ def default_eval_images(data: str, eval_data: Optional[str]
   """The held-out images of a run: ``eval_data``, or the demo's held-out ones.
 
   Args:
-    data: the run's training data (``data.SKIMAGE_DATA`` selects the demo
-      images, whose held-out split ``data.DEMO_HELD_OUT`` is then used).
+    data: the run's training data (``demo_images.SKIMAGE_DATA`` selects
+      the demo images, whose held-out split ``demo_images.DEMO_HELD_OUT``
+      is then used).
     eval_data: a folder or file list of held-out images, or None.
 
   Returns:
@@ -346,8 +344,9 @@ def default_eval_images(data: str, eval_data: Optional[str]
   """
   if eval_data:
     return load_eval_images(eval_data)
-  if data == data_lib.SKIMAGE_DATA:
-    _, held_out = data_lib.split_demo_images(data_lib.skimage_demo_images())
+  if data == demo_images.SKIMAGE_DATA:
+    _, held_out = demo_images.split_demo_images(
+        demo_images.skimage_demo_images())
     return held_out
   return None
 
@@ -388,7 +387,7 @@ class RunValidation:
     self.log.truncate_after(step)
     return step not in self.log.steps()
 
-  def run(self, step: int, complete_fn: CompleteFn
+  def run(self, step: int, complete_fn: evaluation.CompleteFn
           ) -> Tuple[Scores, List[Tuple]]:
     """Scores the generator; appends its and the baselines' rows.
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
+from inpaint_tf import demo_images
 from inpaint_tf import image_io
 from inpaint_tf import masks as masks_lib
 
@@ -39,7 +40,7 @@ class ListImagesTest(tf.test.TestCase):
                  'sub/e.gif', 'notes.txt', '._a.jpg', '.hidden/f.png',
                  'sub/g.webp'):
       open(os.path.join(root, name), 'wb').close()
-    self.assertEqual(data_lib.list_images(root), [
+    self.assertEqual(image_io.list_images(root), [
         os.path.join(root, p) for p in
         ('a.jpg', 'b.PNG', 'sub/c.JpEg', 'sub/deeper/d.bmp', 'sub/e.gif')])
 
@@ -52,7 +53,7 @@ class ListImagesTest(tf.test.TestCase):
       f.write(f'# training files\ny.png\n\n{os.path.join(root, "x.png")}\n'
               'gone.png\n')
     with self.assertLogs('absl', 'WARNING') as logs:
-      files = data_lib.list_images(listing)
+      files = image_io.list_images(listing)
     self.assertEqual(files, [os.path.join(root, 'y.png'),
                              os.path.join(root, 'x.png')])
     self.assertIn('gone.png', logs.output[0])
@@ -60,15 +61,15 @@ class ListImagesTest(tf.test.TestCase):
   def test_missing_and_empty(self):
     root = tempfile.mkdtemp(dir=self.get_temp_dir())
     with self.assertRaisesRegex(ValueError, 'path_or_filelist.*nope'):
-      data_lib.list_images(os.path.join(root, 'nope'))
+      image_io.list_images(os.path.join(root, 'nope'))
     open(os.path.join(root, 'readme.txt'), 'w').close()
     with self.assertRaisesRegex(ValueError, 'folder.*with none'):
-      data_lib.list_images(root)
+      image_io.list_images(root)
     empty_list = os.path.join(root, 'empty.lst')
     with open(empty_list, 'w') as f:
       f.write('# nothing\n')
     with self.assertRaisesRegex(ValueError, 'file list.*empty.lst'):
-      data_lib.list_images(empty_list)
+      image_io.list_images(empty_list)
 
 
 class ImageStatusTest(tf.test.TestCase):
@@ -115,22 +116,22 @@ class LoadTest(tf.test.TestCase):
     rgb = _random_image(1, 12, 16)
     path = os.path.join(self.dir, 'im.png')
     _write_rgb(path, rgb)
-    np.testing.assert_array_equal(data_lib.load_image(path), rgb)
+    np.testing.assert_array_equal(image_io.load_image(path), rgb)
     grey = rgb[..., 0]
     cv2.imwrite(os.path.join(self.dir, 'grey.png'), grey)
-    loaded = data_lib.load_image(os.path.join(self.dir, 'grey.png'))
+    loaded = image_io.load_image(os.path.join(self.dir, 'grey.png'))
     np.testing.assert_array_equal(loaded, np.stack([grey] * 3, axis=-1))
     flat = np.full((8, 6, 3), 77, np.uint8)
     _write_rgb(os.path.join(self.dir, 'flat.png'), flat)
-    resized = data_lib.load_image(os.path.join(self.dir, 'flat.png'), (5, 9))
+    resized = image_io.load_image(os.path.join(self.dir, 'flat.png'), (5, 9))
     np.testing.assert_array_equal(resized, np.full((5, 9, 3), 77, np.uint8))
     bad = os.path.join(self.dir, 'bad.png')
     with open(bad, 'w') as f:
       f.write('not an image')
     with self.assertRaisesRegex(ValueError, 'bad.png'):
-      data_lib.load_image(bad)
+      image_io.load_image(bad)
     with self.assertRaisesRegex(ValueError, 'missing.png'):
-      data_lib.load_image(os.path.join(self.dir, 'missing.png'))
+      image_io.load_image(os.path.join(self.dir, 'missing.png'))
 
   def test_load_mask(self):
     plane = np.zeros((6, 8), np.uint8)
@@ -139,17 +140,17 @@ class LoadTest(tf.test.TestCase):
     path = os.path.join(self.dir, 'm.png')
     cv2.imwrite(path, plane)
     expected = (plane != 0).astype(np.float32)[..., None]
-    np.testing.assert_array_equal(data_lib.load_mask(path), expected)
-    np.testing.assert_array_equal(data_lib.load_mask(path, invert=True),
+    np.testing.assert_array_equal(image_io.load_mask(path), expected)
+    np.testing.assert_array_equal(image_io.load_mask(path, invert=True),
                                   1. - expected)
     # Colour with an opaque alpha channel: alpha is ignored.
     rgba = np.zeros((6, 8, 4), np.uint8)
     rgba[..., 3] = 255
     rgba[1:3, 2:5, 2] = 200
     cv2.imwrite(os.path.join(self.dir, 'rgba.png'), rgba)
-    loaded = data_lib.load_mask(os.path.join(self.dir, 'rgba.png'))
+    loaded = image_io.load_mask(os.path.join(self.dir, 'rgba.png'))
     self.assertEqual(loaded.sum(), 6)
-    big = data_lib.load_mask(path, size=(12, 16))
+    big = image_io.load_mask(path, size=(12, 16))
     np.testing.assert_array_equal(big, np.repeat(np.repeat(expected, 2, 0), 2,
                                                  1))
 
@@ -171,7 +172,7 @@ class LoadTest(tf.test.TestCase):
         with open(path, 'wb') as f:
           f.write(tf.io.encode_png(image).numpy())
         with self.subTest(dtype=dtype.__name__, channels=channels):
-          np.testing.assert_array_equal(data_lib.load_mask(path)[..., 0],
+          np.testing.assert_array_equal(image_io.load_mask(path)[..., 0],
                                         hole.astype(np.float32))
 
   def test_load_mask_jpeg_threshold(self):
@@ -183,10 +184,10 @@ class LoadTest(tf.test.TestCase):
     cv2.imwrite(path, plane, [cv2.IMWRITE_JPEG_QUALITY, 60])
     noisy = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     self.assertTrue(((noisy > 0) & (plane == 0)).any())  # There is noise.
-    np.testing.assert_array_equal(data_lib.load_mask(path)[..., 0],
+    np.testing.assert_array_equal(image_io.load_mask(path)[..., 0],
                                   (plane > 0).astype(np.float32))
     np.testing.assert_array_equal(
-        data_lib.load_mask(path)[..., 0],
+        image_io.load_mask(path)[..., 0],
         (noisy > 255 * image_io.LOSSY_MASK_THRESHOLD).astype(np.float32))
 
 
@@ -352,7 +353,7 @@ class MakeDatasetTest(tf.test.TestCase):
 
   def test_corrupt_body_is_skipped_and_counted(self):
     corrupt = self._write_corrupt_body(os.path.join(self.dir, 'zz_bad.png'))
-    files = data_lib.list_images(self.dir)
+    files = image_io.list_images(self.dir)
     counter = data_lib.SkipCounter()
     ds = data_lib.make_dataset(files, 16, 1, SQUARE, seed=0, training=False,
                                repeat=False, skip_counter=counter)
@@ -394,11 +395,11 @@ class MakeDatasetTest(tf.test.TestCase):
 class DemoImagesTest(tf.test.TestCase):
 
   def test_bundled_images(self):
-    files = data_lib.skimage_demo_files()
+    files = demo_images.skimage_demo_files()
     self.assertEqual([n for n, _ in files],
-                     [n for n, _ in data_lib.DEMO_IMAGES])
-    images = data_lib.skimage_demo_images()
-    self.assertLen(images, len(data_lib.DEMO_IMAGES))
+                     [n for n, _ in demo_images.DEMO_IMAGES])
+    images = demo_images.skimage_demo_images()
+    self.assertLen(images, len(demo_images.DEMO_IMAGES))
     for name, image in images:
       self.assertEqual(image.dtype, np.uint8, msg=name)
       self.assertEqual(image.ndim, 3, msg=name)
@@ -409,12 +410,13 @@ class DemoImagesTest(tf.test.TestCase):
     self.assertGreater(astronaut[..., 0].mean(), astronaut[..., 2].mean())
     camera = dict(images)['camera']
     np.testing.assert_array_equal(camera[..., 0], camera[..., 2])
-    train, held_out = data_lib.split_demo_images(images)
-    self.assertEqual([n for n, _ in held_out], list(data_lib.DEMO_HELD_OUT))
+    train, held_out = demo_images.split_demo_images(images)
+    self.assertEqual([n for n, _ in held_out],
+                     list(demo_images.DEMO_HELD_OUT))
     self.assertLen(train, len(images) - len(held_out))
-    self.assertFalse({n for n, _ in train} & set(data_lib.DEMO_HELD_OUT))
+    self.assertFalse({n for n, _ in train} & set(demo_images.DEMO_HELD_OUT))
     with self.assertRaisesRegex(ValueError, 'held_out'):
-      data_lib.split_demo_images(images, held_out=('lena',))
+      demo_images.split_demo_images(images, held_out=('lena',))
 
 
 if __name__ == '__main__':

@@ -28,6 +28,7 @@ from tensorboard.backend.event_processing import plugin_event_accumulator
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
+from inpaint_tf import demo_images
 from inpaint_tf import losses
 from inpaint_tf import run_dir
 from inpaint_tf import training
@@ -87,7 +88,7 @@ class DatasetFnTest(util.TrainingTestCase):
 
   def test_skimage_demo_crops(self):
     dataset_fn = data_lib.make_dataset_fn(util.tiny_config(
-        data=data_lib.SKIMAGE_DATA, batch_size=3, seed=1))
+        data=demo_images.SKIMAGE_DATA, batch_size=3, seed=1))
     batch = next(iter(dataset_fn(0)))
     self.assertEqual(batch['image'].shape, (3, 32, 32, 3))
     self.assertBetween(float(tf.reduce_min(batch['image'])), -1.0, 1.0)

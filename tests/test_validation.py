@@ -14,6 +14,7 @@ import numpy as np
 from skimage import metrics as skmetrics
 import tensorflow as tf
 
+from inpaint_tf import evaluation
 from inpaint_tf import plots
 from inpaint_tf import training
 from inpaint_tf import validation
@@ -101,7 +102,7 @@ class ValidationSetTest(tf.test.TestCase):
     for metric in validation.METRICS:
       both = per_type['square'][metric] + per_type['free_form'][metric]
       tol = 2e-3 if metric == 'ssim' else 1e-6
-      self.assertAllClose(scores[validation.ALL][metric], np.mean(both),
+      self.assertAllClose(scores[evaluation.ALL][metric], np.mean(both),
                           atol=tol, rtol=0)
 
   def test_baselines_are_cv2(self):

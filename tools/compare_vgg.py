@@ -8,8 +8,8 @@ RGB by default (``--vgg_convention=torchvision``, as AWA's trainer) or on
 Keras' Caffe-converted VGG-16 fed BGR 0-255 minus the ImageNet mean
 (``keras_caffe``). The same loss weights weigh the two differently; this
 tool measures by how much. It cuts the held-out crops and holes that
-``make demo`` validates on (``data.DEMO_HELD_OUT``, at ``--image_size``,
-square and free-form holes), fills each hole with OpenCV's Telea (an
+``make demo`` validates on (``demo_images.DEMO_HELD_OUT``, at
+``--image_size``, square and free-form holes), fills each hole with OpenCV's Telea (an
 imperfect completion, as a network's early outputs are), and prints the six
 unweighted terms of ``perceptual.perceptual_style_terms`` under each
 convention and their ratio.
@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
-from inpaint_tf import data as data_lib
+from inpaint_tf import demo_images
 from inpaint_tf import metrics
 from inpaint_tf import perceptual
 from inpaint_tf import validation
@@ -64,7 +64,8 @@ def main(argv):
       'keras_caffe': _features('keras_weights', FLAGS.keras_weights,
                                'keras_caffe')}
   config = config_lib.ExperimentConfig().replace(image_size=size).scaled()
-  _, held_out = data_lib.split_demo_images(data_lib.skimage_demo_images())
+  _, held_out = demo_images.split_demo_images(
+      demo_images.skimage_demo_images())
   crops = validation.ValidationSet(held_out, size, config.masks,
                                    config.train.eval_crops_per_image,
                                    config.train.eval_seed)

@@ -15,6 +15,7 @@ from . import _cli  # pylint: disable=g-bad-import-order
 import cv2
 from absl import flags
 
+from inpaint_tf import evaluation
 from inpaint_tf import fileio
 from inpaint_tf import plots
 from inpaint_tf import validation
@@ -22,8 +23,8 @@ from inpaint_tf import validation
 FLAGS = flags.FLAGS
 flags.DEFINE_string('csv', None, 'eval.csv written by the trainer.')
 flags.DEFINE_string('output', None, 'PNG file to write.')
-flags.DEFINE_enum('mask_type', validation.ALL,
-                  list(validation.MASK_TYPES) + [validation.ALL],
+flags.DEFINE_enum('mask_type', evaluation.ALL,
+                  list(validation.MASK_TYPES) + [evaluation.ALL],
                   'Which rows: one mask type, or the mean over both.')
 flags.DEFINE_integer('width', 900, 'Image width in pixels.')
 flags.DEFINE_integer('panel_height', 320, 'Height of each panel in pixels.')

@@ -7,6 +7,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from inpaint_tf import lpips as lpips_lib
+from inpaint_tf import ops
 from inpaint_tf.config import AWAConfig
 from inpaint_tf.config import GUIDANCE_METRICS
 from inpaint_tf.keras_api import keras
@@ -86,7 +87,7 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
     with tf.GradientTape() as tape:
       pred = tf.cast(self.generator((images * (1.0 - masks), masks),
                                     training=True), tf.float32)
-      completed = pred * masks + images * (1.0 - masks)
+      completed = ops.composite(pred, images, masks)
       metric = self._metric(completed, images) / tf.cast(base.num_replicas(),
                                                          tf.float32)
     grads = base.gradient_list(tape, metric, variables)

@@ -49,6 +49,7 @@ import tensorflow as tf
 from inpaint_tf import completion
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
+from inpaint_tf import ops
 from inpaint_tf import progress
 from inpaint_tf import run_dir
 from inpaint_tf import validation
@@ -145,8 +146,9 @@ class Trainer:
     self.checkpoint = tf.train.Checkpoint(**trackables)
     if self.is_chief:
       run_dir.save_generator_config(self.generator, log_dir)
-    self.checkpoint_dir = os.path.join(log_dir, run_dir.CHECKPOINT_SUBDIR)
-    ckpt_dir = self.checkpoint_dir
+    # ``<log_dir>/ckpt`` (the tools' --checkpoint_dir is the run directory).
+    self.ckpt_dir = os.path.join(log_dir, run_dir.CHECKPOINT_SUBDIR)
+    ckpt_dir = self.ckpt_dir
     if not self.is_chief:
       # Every worker must take part in saving; only the chief's copy stays.
       task_id = self.strategy.cluster_resolver.task_id
@@ -193,10 +195,10 @@ class Trainer:
     # to temporary directories that each save removes again, and a
     # non-chief removes what a killed save left of its own.
     if self.is_chief:
-      run_dir.remove_stale_checkpoint_files(self.checkpoint_dir)
+      run_dir.remove_stale_checkpoint_files(self.ckpt_dir)
     elif tf.io.gfile.exists(self.manager.directory):
       tf.io.gfile.rmtree(self.manager.directory)
-    path = tf.train.latest_checkpoint(self.checkpoint_dir)
+    path = tf.train.latest_checkpoint(self.ckpt_dir)
     if path is None:
       return None
     status = self.checkpoint.restore(path)
@@ -331,7 +333,7 @@ class Trainer:
     images, masks = self._vis_batch
     masked = images * (1.0 - masks)
     pred = self._predict_fn(masked, masks)
-    completed = pred * masks + images * (1.0 - masks)
+    completed = ops.composite(pred, images, masks)
     with self.writer.as_default():
       tf.summary.image('masked|output|completed|truth',
                        logs.image_grid(masked, pred, completed, images),

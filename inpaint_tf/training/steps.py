@@ -216,7 +216,7 @@ class TrainSteps:
       scale = (self.d_optimizer.loss_scale if self.mixed_precision
                else None)
       terms = self.task.critic_terms(images, masks, completed, alphas, scale)
-      total = tf.add_n([t.value * t.weight for t in terms.values()])
+      total = task_lib.weighted_sum(terms)
       scaled = self._scaled(self.d_optimizer, total)
     return terms, total, tape.gradient(scaled, variables)
 

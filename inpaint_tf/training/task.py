@@ -28,6 +28,7 @@ import tensorflow as tf
 from inpaint_tf import config as config_lib
 from inpaint_tf import losses
 from inpaint_tf import models
+from inpaint_tf import ops
 from inpaint_tf import perceptual
 from inpaint_tf import reweighting
 from inpaint_tf.layers.contextual_attention import DEFAULT_WHOLE_MAP_POSITIONS
@@ -138,7 +139,7 @@ class InpaintingTask:
     """
     masked = images * (1.0 - masks)
     pred = tf.cast(self.generator((masked, masks), training=True), tf.float32)
-    return tf.stop_gradient(pred * masks + images * (1.0 - masks))
+    return tf.stop_gradient(ops.composite(pred, images, masks))
 
   def generator_terms(self, images: tf.Tensor, masks: tf.Tensor,
                       adversarial: bool, training: bool = True):
@@ -165,7 +166,7 @@ class InpaintingTask:
                          ground_truth=images if guided else None,
                          structured=True)
     pred = tf.cast(out.image, tf.float32)
-    completed = pred * masks + images * (1.0 - masks)
+    completed = ops.composite(pred, images, masks)
     weights = losses.spatial_variant_weights(
         masks, size=lc.svw_size, sigma=lc.svw_sigma,
         iterations=lc.svw_iterations)
