@@ -164,11 +164,11 @@ class TrainLoopTest(util.TrainingTestCase):
     self.assertEqual(resumed.config_changes, [])
     self.assertEqual(int(resumed.step.numpy()), 3)
     self.assertEqual(int(resumed.batches.numpy()), 7)
-    for a, b in zip(_variables(self.trainer.generator),
-                    _variables(resumed.generator)):
+    for a, b in zip(_variables(self.trainer.task.generator),
+                    _variables(resumed.task.generator)):
       self.assertAllEqual(a, b)
-    for a, b in zip(self.trainer.g_optimizer.variables,
-                    resumed.g_optimizer.variables):
+    for a, b in zip(self.trainer.steps.g_optimizer.variables,
+                    resumed.steps.g_optimizer.variables):
       self.assertAllEqual(a, b)
     self.assertEqual(resumed.train(3), {})  # Nothing left to do.
 
@@ -193,6 +193,10 @@ def _nan_after(dataset_fn, first_bad):
   """Wraps a DatasetFn: images become NaN from batch ``first_bad`` on."""
 
   def wrapped(start):
+    # Not converted by AutoGraph (no tensor-dependent Python control flow):
+    # its cache of converted functions once handed this closure another
+    # function's code in a long test session on TensorFlow 2.21.
+    @tf.autograph.experimental.do_not_convert
     def poison(index, batch):
       nan = tf.fill(tf.shape(batch['image']), np.float32(np.nan))
       image = tf.where(index >= first_bad, nan, batch['image'])
@@ -220,7 +224,7 @@ class StepsTest(util.TrainingTestCase):
   def test_steps(self):
     trainer, batch = self.trainer, self.batch
     images, masks = batch['image'], batch['mask']
-    generator = trainer.generator
+    generator = trainer.task.generator
     loss_config = trainer.config.losses
     opt = trainer.config.optimizer
 
@@ -236,15 +240,15 @@ class StepsTest(util.TrainingTestCase):
           normalization=loss_config.svw_normalization)
     grads = tape.gradient(loss, generator.trainable_variables)
     before = [v.numpy() for v in generator.trainable_variables]
-    critics = _variables(trainer.local_critic) + _variables(
-        trainer.global_critic)
+    critics = _variables(trainer.task.local_critic) + _variables(
+        trainer.task.global_critic)
 
     scalars = trainer.generator_step(batch, adversarial=False)
     self.assertAllClose(scalars['svw'], loss / loss_config.gamma_svw)
     self.assertNotIn('adv_local', scalars)
     # Adam's first step (Keras: epsilon added to the uncorrected sqrt(v)):
     # lr * g / (|g| + eps / sqrt(1 - beta_2)).
-    eps = trainer.g_optimizer.epsilon / np.sqrt(1.0 - opt.beta_2)
+    eps = trainer.steps.g_optimizer.epsilon / np.sqrt(1.0 - opt.beta_2)
     # The step's gradient comes from another kernel schedule than this
     # tape's (graph vs eager, oneDNN's summation order): elements with |g|
     # near eps turn its rounding into up to ~0.2% of the rate.
@@ -253,8 +257,8 @@ class StepsTest(util.TrainingTestCase):
       expected = b - opt.learning_rate * g / (np.abs(g) + eps)
       self.assertAllClose(v.numpy(), expected, atol=opt.learning_rate * 3e-3,
                           rtol=0)
-    for a, b in zip(critics, _variables(trainer.local_critic) +
-                    _variables(trainer.global_critic)):
+    for a, b in zip(critics, _variables(trainer.task.local_critic) +
+                    _variables(trainer.task.global_critic)):
       self.assertAllEqual(a, b)  # Critics untouched by the generator step.
 
     generator_now = _variables(generator)
@@ -264,8 +268,8 @@ class StepsTest(util.TrainingTestCase):
       self.assertTrue(np.isfinite(scalars[key].numpy()), key)
     for a, b in zip(generator_now, _variables(generator)):
       self.assertAllEqual(a, b)  # Generator untouched by the critic step.
-    for old, v in zip(critics, trainer.local_critic.weights +
-                      trainer.global_critic.weights):
+    for old, v in zip(critics, trainer.task.local_critic.weights +
+                      trainer.task.global_critic.weights):
       # The WGAN loss and the penalty do not depend on the output bias.
       if 'kernel' in v.name:
         self.assertNotAllClose(old, v.numpy(), msg=v.name)
@@ -378,7 +382,9 @@ class DeviceReadsTest(util.TrainingTestCase):
     """Tensor reads during ``fn()``, but those of TensorBoard's writers
     (they write host values, one per logged step and scalar)."""
     calls = []
-    original = tf_ops._EagerTensorBase._numpy  # pylint: disable=protected-access
+    # pylint: disable=protected-access
+    tensor_type = tf_ops._EagerTensorBase
+    original = tensor_type._numpy
 
     def counting(tensor):
       if not any('summary' in frame.filename
@@ -386,7 +392,7 @@ class DeviceReadsTest(util.TrainingTestCase):
         calls.append(tensor.shape)
       return original(tensor)
 
-    with mock.patch.object(tf_ops._EagerTensorBase, '_numpy', counting):  # pylint: disable=protected-access
+    with mock.patch.object(tensor_type, '_numpy', counting):
       fn()
     return len(calls)
 
@@ -464,23 +470,23 @@ class MixedPrecisionTest(util.TrainingTestCase):
     keras.utils.set_random_seed(0)
     trainer = training.Trainer(os.path.join(self.root, 'mixed'),
                                self.dataset_fn, config, progress_stream=False)
-    self.assertEqual(trainer.generator.compute_dtype, 'float16')
-    self.assertEqual(trainer.global_critic.compute_dtype, 'float16')
-    self.assertEqual(trainer.generator.weights[0].dtype, tf.float32)
+    self.assertEqual(trainer.task.generator.compute_dtype, 'float16')
+    self.assertEqual(trainer.task.global_critic.compute_dtype, 'float16')
+    self.assertEqual(trainer.task.generator.weights[0].dtype, tf.float32)
     self.assertEqual(keras.mixed_precision.global_policy().name,
                      'float32')  # The global policy is left as it was.
-    self.assertIsInstance(trainer.g_optimizer,
+    self.assertIsInstance(trainer.steps.g_optimizer,
                           keras.mixed_precision.LossScaleOptimizer)
     # The float16 generator (attention, ASPC, guidance targets) computes
     # what the float32 one computes, to float16 rounding.
     reference = training.Trainer(
         os.path.join(self.root, 'float32'), self.dataset_fn,
         config.replace(mixed_precision=False), progress_stream=False)
-    trainer.generator.set_weights(reference.generator.get_weights())
+    trainer.task.generator.set_weights(reference.task.generator.get_weights())
     batch = next(iter(self.dataset_fn(0)))
     inputs = (batch['image'] * (1.0 - batch['mask']), batch['mask'])
-    half = tf.cast(trainer.generator(inputs), tf.float32)
-    full = reference.generator(inputs)
+    half = tf.cast(trainer.task.generator(inputs), tf.float32)
+    full = reference.task.generator(inputs)
     self.assertAllClose(half, full, atol=1e-2)
     self.assertGreater(float(tf.reduce_max(tf.abs(full))), 0.1)
     # Updates change the weights unless their gradients overflow; an
@@ -488,16 +494,18 @@ class MixedPrecisionTest(util.TrainingTestCase):
     # penalty's inner gradient is taken at the critic optimiser's scale).
     moved = 0
     for step in range(1, 5):
-      before = [_variables(trainer.generator), _variables(trainer.local_critic)]
-      scales = [float(o.loss_scale) for o in (trainer.g_optimizer,
-                                              trainer.d_optimizer)]
+      before = [_variables(trainer.task.generator),
+                _variables(trainer.task.local_critic)]
+      scales = [float(o.loss_scale) for o in (trainer.steps.g_optimizer,
+                                              trainer.steps.d_optimizer)]
       last = trainer.train(step)
       for key in ('svw', 'igl', 'adv_local', 'adv_global', 'gp_local',
                   'gp_global', 'd_total'):
         self.assertTrue(np.isfinite(last[key]), f'{key} at step {step}')
       for model, optimizer, scale, old in zip(
-          (trainer.generator, trainer.local_critic),
-          (trainer.g_optimizer, trainer.d_optimizer), scales, before):
+          (trainer.task.generator, trainer.task.local_critic),
+          (trainer.steps.g_optimizer, trainer.steps.d_optimizer), scales,
+          before):
         new_scale = float(optimizer.loss_scale)
         changed = any(not np.array_equal(a, b)
                       for a, b in zip(old, _variables(model)))
@@ -534,7 +542,7 @@ class LearningRateTest(util.TrainingTestCase):
     self.assertAllClose(trainer.learning_rate(8), 1e-4 * 0.25)
     last = trainer.train(3)  # Steps 0, 1 (pretraining) and 2.
     self.assertAllClose(last['opt/learning_rate'], 1e-4 * 0.5 ** 0.5)
-    for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+    for optimizer in (trainer.steps.g_optimizer, trainer.steps.d_optimizer):
       self.assertAllClose(float(optimizer.learning_rate.numpy()),
                           1e-4 * 0.5 ** 0.5)
     self.assertEqual([s for s, _ in _events(log_dir)['opt/learning_rate']],
@@ -551,14 +559,14 @@ class LearningRateTest(util.TrainingTestCase):
         'lr_half_life: 4 -> 0'])
     self.assertEqual(run_dir.load_config(log_dir).optimizer.learning_rate,
                      1e-2)
-    before = _variables(resumed.generator)
+    before = _variables(resumed.task.generator)
     resumed.train(4)
-    for optimizer in (resumed.g_optimizer, resumed.d_optimizer):
+    for optimizer in (resumed.steps.g_optimizer, resumed.steps.d_optimizer):
       self.assertAllClose(float(optimizer.learning_rate.numpy()), 1e-2)
     # Adam moves each weight by at most about the rate: some by more than
     # the old rate allowed.
     moved = max(np.abs(a - b).max()
-                for a, b in zip(before, _variables(resumed.generator)))
+                for a, b in zip(before, _variables(resumed.task.generator)))
     self.assertGreater(moved, 2e-4)
     self.assertLess(moved, 1e-2 * 1.5)
 
@@ -583,7 +591,7 @@ class LearningRateTest(util.TrainingTestCase):
     self.assertEqual(int(resumed.step.numpy()), 2)
     last = resumed.train(3)
     self.assertAllClose(last['reweight/lookahead_lr'], 3e-4 * 0.5)
-    self.assertAllClose(float(resumed.g_optimizer.learning_rate.numpy()),
+    self.assertAllClose(float(resumed.steps.g_optimizer.learning_rate.numpy()),
                         3e-4 * 0.5)
 
   def test_bad_rates(self):

@@ -1,10 +1,10 @@
 """Runs the trainer under op determinism and reports weight differences.
 
 Run as a script (``python tests/training_determinism_main.py IMAGE_DIR
-WORK_DIR [fast]``) by ``tests/test_training_distributed.py``: the two logical CPU
-devices that MirroredStrategy needs must be configured before TensorFlow
-runs any op, and op determinism is process-wide, so neither can happen in
-the pytest process. Prints one JSON object:
+WORK_DIR [fast]``) by ``tests/test_training_distributed.py``: the two
+logical CPU devices that MirroredStrategy needs must be configured before
+TensorFlow runs any op, and op determinism is process-wide, so neither can
+happen in the pytest process. Prints one JSON object:
 
 * ``mirrored_max_diff``: largest |difference| between the generator and
   critic weights after two steps on two replicas and on one device (same
@@ -55,8 +55,9 @@ def make_trainer(log_dir, dataset_fn, strategy, variant):
 
 
 def model_weights(trainer):
-  return [v.numpy() for v in trainer.generator.weights +
-          trainer.local_critic.weights + trainer.global_critic.weights]
+  task = trainer.task
+  return [v.numpy() for v in task.generator.weights +
+          task.local_critic.weights + task.global_critic.weights]
 
 
 def max_diff(a, b):
@@ -111,7 +112,7 @@ def main(image_dir, work_dir, fast=False):
         strategy=strategy, progress_stream=False)
     awa_scalars.append(trainer.train(1))
     awa_weights.append(model_weights(trainer) +
-                       [trainer.auxiliary.tunable.phi.numpy()])
+                       [trainer.task.auxiliary.tunable.phi.numpy()])
   awa_keys = [k for k in awa_scalars[0] if not k.startswith('perf/')]
 
   result.update({

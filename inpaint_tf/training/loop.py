@@ -119,13 +119,6 @@ class Trainer:
       with self.strategy.scope():
         self.task = task_lib.InpaintingTask(config)
         self.steps = steps_lib.TrainSteps(self.task, self.strategy, config)
-        self.generator = self.task.generator
-        self.local_critic = self.task.local_critic
-        self.global_critic = self.task.global_critic
-        self.auxiliary = self.task.auxiliary
-        self.reweighter = self.task.reweighter
-        self.g_optimizer = self.steps.g_optimizer
-        self.d_optimizer = self.steps.d_optimizer
         # Counters are the same on every replica (updated in cross-replica
         # context only).
         self.step = tf.Variable(
@@ -137,15 +130,16 @@ class Trainer:
     finally:
       keras.mixed_precision.set_global_policy(policy)
 
+    task, steps = self.task, self.steps
     trackables = dict(
-        step=self.step, batches=self.batches, generator=self.generator,
-        local_critic=self.local_critic, global_critic=self.global_critic,
-        g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
-    if self.reweighter is not None:
-      trackables['reweighter'] = self.reweighter
+        step=self.step, batches=self.batches, generator=task.generator,
+        local_critic=task.local_critic, global_critic=task.global_critic,
+        g_optimizer=steps.g_optimizer, d_optimizer=steps.d_optimizer)
+    if self.task.reweighter is not None:
+      trackables['reweighter'] = self.task.reweighter
     self.checkpoint = tf.train.Checkpoint(**trackables)
     if self.is_chief:
-      run_dir.save_generator_config(self.generator, log_dir)
+      run_dir.save_generator_config(self.task.generator, log_dir)
     # ``<log_dir>/ckpt`` (the tools' --checkpoint_dir is the run directory).
     self.ckpt_dir = os.path.join(log_dir, run_dir.CHECKPOINT_SUBDIR)
     ckpt_dir = self.ckpt_dir
@@ -165,7 +159,7 @@ class Trainer:
     else:
       self.writer = tf.summary.create_noop_writer()
     self.weights_log = None
-    if self.reweighter is not None and self.is_chief:
+    if self.task.reweighter is not None and self.is_chief:
       self.weights_log = logs.WeightsLog(
           os.path.join(log_dir, run_dir.WEIGHTS_CSV),
           ['w_' + n for n in self.task.auxiliary_names])
@@ -321,7 +315,7 @@ class Trainer:
   # ----------------------------------------------------------- summaries
 
   def _predict(self, masked, masks):
-    return tf.cast(self.generator((masked, masks), training=False),
+    return tf.cast(self.task.generator((masked, masks), training=False),
                    tf.float32)
 
   def _write_images(self, step: int) -> None:
