@@ -38,6 +38,7 @@ of the training split of the photographs bundled with scikit-image.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -111,15 +112,6 @@ def _record_skip(counter: SkipCounter, path: tf.Tensor,
                         image_io.STATUS_MESSAGES[int(status.numpy())])
 
 
-def _validate_mask_fn(mask_fn: masks_lib.MaskFn, height: int, width: int):
-  probe = np.asarray(mask_fn(np.random.default_rng(0)))
-  if probe.shape != (height, width, 1) or probe.dtype != np.float32:
-    raise ValueError(
-        f'mask_fn_or_config: expected a function returning float32 '
-        f'[{height},{width},1] masks, got shape {list(probe.shape)} dtype '
-        f'{probe.dtype}')
-
-
 def _cover(image: tf.Tensor, size: Tuple[int, int]) -> tf.Tensor:
   """Scales a float [h,w,3] image up, keeping its aspect, to cover ``size``."""
   shape = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -131,42 +123,16 @@ def _cover(image: tf.Tensor, size: Tuple[int, int]) -> tf.Tensor:
                  lambda: image)
 
 
-def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
-                 image_size: image_io.Size,
-                 batch_size: int,
-                 mask_fn_or_config: MaskSpec,
-                 seed: int,
-                 training: bool = True,
-                 celeba_crop: bool = False,
-                 flip: bool = True,
-                 repeat: bool = True,
-                 random_crop: bool = False,
-                 min_crop_scale: float = 1.0,
-                 rotate90: bool = False,
-                 include_path: bool = False,
-                 skip_counter: Optional[SkipCounter] = None) -> tf.data.Dataset:
-  """Batches of images and hole masks from image files.
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+  """How ``make_dataset`` reads and augments its images.
 
-  Images are decoded with ``tf.io.decode_image`` (first frame of GIFs, grey
-  replicated to RGB, alpha dropped), optionally centre-cropped to 178x178
-  (CelebA), then resized to ``image_size`` (bilinear, antialiased when
-  shrinking) or, with ``random_crop``, cropped at their own resolution.
-
-  Args:
-    files: list of image paths, or a folder / file list for
-      ``image_io.list_images``.
-    image_size: int or (height, width) of the output images.
-    batch_size: images per batch. Training drops the last partial batch
-      (static batch shape); evaluation keeps it.
-    mask_fn_or_config: a ``MaskConfig`` (any type but 'folder') or a
-      function ``rng -> float32 [H,W,1]`` such as ``masks.make_mask_fn``
-      returns.
-    seed: non-negative int; fixes the order and every random choice.
-    training: shuffle, and apply ``flip`` and ``random_crop`` at random.
-      Evaluation keeps the file order and uses centre crops.
+  Attributes:
+    training: shuffle, and apply ``flip``, ``random_crop`` and ``rotate90``
+      at random. Evaluation keeps the file order and uses centre crops.
+    repeat: repeat forever (reshuffled every epoch).
     celeba_crop: centre crop 178x178 (CelebA aligned faces) before resizing.
     flip: random horizontal flips (training only).
-    repeat: repeat forever (reshuffled every epoch).
     random_crop: instead of resizing the whole image, take a random
       ``image_size`` window at the image's own resolution (images smaller
       than ``image_size`` are first scaled up, keeping their aspect ratio);
@@ -179,6 +145,54 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
       (square ``image_size`` only); with ``flip`` this gives all eight
       symmetries of the square.
     include_path: add 'path' ([B] tf.string) to each batch.
+  """
+  training: bool = True
+  repeat: bool = True
+  celeba_crop: bool = False
+  flip: bool = True
+  random_crop: bool = False
+  min_crop_scale: float = 1.0
+  rotate90: bool = False
+  include_path: bool = False
+
+  def check(self, height: int, width: int) -> None:
+    """Raises ValueError for options that do not fit the image size."""
+    if not 0.0 < self.min_crop_scale <= 1.0:
+      raise ValueError(f'min_crop_scale: expected a value in (0, 1], got '
+                       f'{self.min_crop_scale!r}')
+    if self.rotate90 and height != width:
+      raise ValueError(f'rotate90: expected a square image_size, got '
+                       f'{height}x{width}')
+
+
+def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
+                 image_size: image_io.Size,
+                 batch_size: int,
+                 mask_fn_or_config: MaskSpec,
+                 seed: int,
+                 options: PipelineOptions = PipelineOptions(),
+                 skip_counter: Optional[SkipCounter] = None) -> tf.data.Dataset:
+  """Batches of images and hole masks from image files.
+
+  Three stages: ``read_stage`` (order, reading, decoding, dropping the
+  unreadable files), ``prepare_stage`` (crop or resize, augment, draw the
+  mask) and ``batch_stage``. Images are decoded with ``tf.io.decode_image``
+  (first frame of GIFs, grey replicated to RGB, alpha dropped), optionally
+  centre-cropped to 178x178 (CelebA), then resized to ``image_size``
+  (bilinear, antialiased when shrinking) or, with ``random_crop``, cropped
+  at their own resolution.
+
+  Args:
+    files: list of image paths, or a folder / file list for
+      ``image_io.list_images``.
+    image_size: int or (height, width) of the output images.
+    batch_size: images per batch. Training drops the last partial batch
+      (static batch shape); evaluation keeps it.
+    mask_fn_or_config: a ``MaskConfig`` (any type but 'folder') or a
+      function ``rng -> float32 [H,W,1]`` such as ``masks.make_mask_fn``
+      returns.
+    seed: non-negative int; fixes the order and every random choice.
+    options: ``PipelineOptions``.
     skip_counter: collects the unreadable files; one is created if None.
 
   Returns:
@@ -194,134 +208,183 @@ def make_dataset(files: Union[str, os.PathLike, Sequence[str]],
   if not files:
     raise ValueError('files: expected at least one image path, got an empty '
                      'list')
-  height, width = image_io.pair('image_size', image_size)
+  size = image_io.pair('image_size', image_size)
   if (not isinstance(batch_size, (int, np.integer)) or isinstance(
       batch_size, bool) or batch_size <= 0):
     raise ValueError(f'batch_size: expected a positive int, got {batch_size!r}')
   if (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
       or seed < 0):
     raise ValueError(f'seed: expected a non-negative int, got {seed!r}')
-  seed = int(seed)
-  if not 0.0 < min_crop_scale <= 1.0:
-    raise ValueError(f'min_crop_scale: expected a value in (0, 1], got '
-                     f'{min_crop_scale!r}')
-  if rotate90 and height != width:
-    raise ValueError(f'rotate90: expected a square image_size, got '
-                     f'{height}x{width}')
+  options.check(*size)
+  mask_fn = _mask_fn(mask_fn_or_config, size)
+  counter = SkipCounter() if skip_counter is None else skip_counter
+  ds = read_stage(files, int(seed), options, counter)
+  ds = prepare_stage(ds, size, int(seed), mask_fn, options)
+  ds = batch_stage(ds, batch_size, options.training)
+  deterministic = tf.data.Options()
+  deterministic.deterministic = True
+  return ds.with_options(deterministic)
+
+
+def _mask_fn(mask_fn_or_config: MaskSpec,
+             size: Tuple[int, int]) -> masks_lib.MaskFn:
+  """The mask function of a ``MaskSpec``, checked on one draw."""
   if isinstance(mask_fn_or_config, config_lib.MaskConfig):
-    mask_fn = masks_lib.make_mask_fn(mask_fn_or_config, height, width)
+    mask_fn = masks_lib.make_mask_fn(mask_fn_or_config, *size)
   elif callable(mask_fn_or_config):
     mask_fn = mask_fn_or_config
   else:
     raise ValueError(f'mask_fn_or_config: expected a MaskConfig or a function '
                      f'rng -> mask, got {mask_fn_or_config!r}')
-  _validate_mask_fn(mask_fn, height, width)
-  counter = SkipCounter() if skip_counter is None else skip_counter
+  probe = np.asarray(mask_fn(np.random.default_rng(0)))
+  if probe.shape != (*size, 1) or probe.dtype != np.float32:
+    raise ValueError(
+        f'mask_fn_or_config: expected a function returning float32 '
+        f'[{size[0]},{size[1]},1] masks, got shape {list(probe.shape)} dtype '
+        f'{probe.dtype}')
+  return mask_fn
+
+
+def read_stage(files: Sequence[str], seed: int, options: PipelineOptions,
+               counter: SkipCounter) -> tf.data.Dataset:
+  """Paths -> readable decoded images, in a seeded order.
+
+  Returns:
+    Elements ``{'index': int64 position in the (repeated) stream, 'path',
+    'status', 'image': uint8 [h,w,3]}``; unreadable files are counted in
+    ``counter`` and dropped (module docstring).
+  """
   counter.total_files = len(set(files))
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if options.training:
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  if options.repeat:
+    ds = ds.repeat()
+  ds = ds.enumerate()
+  ds = ds.interleave(_read_or_mark, cycle_length=_READ_PARALLELISM,
+                     block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=True)
+  return ds.filter(functools.partial(_keep_readable, counter))
 
-  def read(index, path):
-    contents = tf.io.read_file(path)
-    status = image_io.image_status(contents)
 
-    def decode():
-      return tf.io.decode_image(contents, channels=3, expand_animations=False)
+def _read(index, path):
+  contents = tf.io.read_file(path)
+  status = image_io.image_status(contents)
 
-    def skip():
-      return tf.zeros([1, 1, 3], tf.uint8)
+  def decode():
+    return tf.io.decode_image(contents, channels=3, expand_animations=False)
 
-    image = tf.cond(tf.equal(status, image_io.STATUS_OK), decode, skip)
-    return {'index': index, 'path': path, 'status': status, 'image': image}
+  def skip():
+    return tf.zeros([1, 1, 3], tf.uint8)
 
-  def read_or_mark(index, path):
-    # A read or decoder error empties the one-element dataset; the fallback
-    # element then carries the path with STATUS_UNDECODABLE.
-    failed = {'index': index, 'path': path,
-              'status': tf.constant(image_io.STATUS_UNDECODABLE),
-              'image': tf.zeros([1, 1, 3], tf.uint8)}
-    return (tf.data.Dataset.from_tensors((index, path)).map(read)
-            .ignore_errors()
-            .concatenate(tf.data.Dataset.from_tensors(failed)).take(1))
+  image = tf.cond(tf.equal(status, image_io.STATUS_OK), decode, skip)
+  return {'index': index, 'path': path, 'status': status, 'image': image}
 
-  def report(element):
-    def record():
-      all_skipped = tf.py_function(functools.partial(_record_skip, counter),
-                                   [element['path'], element['status']],
-                                   tf.bool)
-      # Stops the stream once every file has been skipped.
-      check = tf.debugging.assert_equal(
-          all_skipped, False, message=(
-              f'files: expected at least one readable image, got '
-              f'{counter.total_files} unreadable files of '
-              f'{counter.total_files}'))
-      with tf.control_dependencies([check]):
-        return tf.constant(False)
 
-    return tf.cond(tf.equal(element['status'], image_io.STATUS_OK),
-                   lambda: tf.constant(True), record)
+def _read_or_mark(index, path):
+  # A read or decoder error empties the one-element dataset; the fallback
+  # element then carries the path with STATUS_UNDECODABLE.
+  failed = {'index': index, 'path': path,
+            'status': tf.constant(image_io.STATUS_UNDECODABLE),
+            'image': tf.zeros([1, 1, 3], tf.uint8)}
+  return (tf.data.Dataset.from_tensors((index, path)).map(_read)
+          .ignore_errors()
+          .concatenate(tf.data.Dataset.from_tensors(failed)).take(1))
+
+
+def _keep_readable(counter: SkipCounter, element) -> tf.Tensor:
+  """True for a readable element; records the others in ``counter``."""
+
+  def record():
+    all_skipped = tf.py_function(functools.partial(_record_skip, counter),
+                                 [element['path'], element['status']],
+                                 tf.bool)
+    # Stops the stream once every file has been skipped.
+    check = tf.debugging.assert_equal(
+        all_skipped, False, message=(
+            f'files: expected at least one readable image, got '
+            f'{counter.total_files} unreadable files of '
+            f'{counter.total_files}'))
+    with tf.control_dependencies([check]):
+      return tf.constant(False)
+
+  return tf.cond(tf.equal(element['status'], image_io.STATUS_OK),
+                 lambda: tf.constant(True), record)
+
+
+def prepare_stage(ds: tf.data.Dataset, size: Tuple[int, int], seed: int,
+                  mask_fn: masks_lib.MaskFn,
+                  options: PipelineOptions) -> tf.data.Dataset:
+  """Read elements -> ``{'image', 'mask'}`` (+ 'path'), in parallel.
+
+  Every random choice of an element is drawn from ``(seed, index)``.
+  """
 
   def draw_mask(element_seed):
     rng = np.random.default_rng([seed, int(element_seed)])
     return np.asarray(mask_fn(rng), np.float32)
 
-  def preprocess(element):
-    index = element['index']
-    base = tf.stack([tf.constant(seed, tf.int64), index])
-    image = tf.cast(element['image'], tf.float32)
-    if celeba_crop:
-      image = tf.image.resize_with_crop_or_pad(image, CELEBA_CROP, CELEBA_CROP)
-    if random_crop:
-      if training and min_crop_scale < 1.0:
-        scale_seed = tf.random.experimental.stateless_fold_in(base, 3)
-        scale = tf.random.stateless_uniform([], scale_seed, min_crop_scale,
-                                            1.0)
-        shape = tf.cast(tf.shape(image)[:2], tf.float32)
-        new = tf.cast(tf.math.round(shape * scale), tf.int32)
-        image = tf.image.resize(image, new, 'bilinear', antialias=True)
-      image = _cover(image, (height, width))
-      if training:
-        crop_seed = tf.random.experimental.stateless_fold_in(base, 1)
-        image = tf.image.stateless_random_crop(image, [height, width, 3],
-                                               crop_seed)
-      else:
-        image = tf.image.resize_with_crop_or_pad(image, height, width)
-    else:
-      image = tf.image.resize(image, (height, width), 'bilinear',
-                              antialias=True)
-    image = tf.clip_by_value(image, 0., 255.) / 127.5 - 1.
-    if training and flip:
-      flip_seed = tf.random.experimental.stateless_fold_in(base, 2)
-      image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    if training and rotate90:
-      turns = tf.random.stateless_uniform(
-          [], tf.random.experimental.stateless_fold_in(base, 4), 0, 4,
-          dtype=tf.int32)
-      image = tf.image.rot90(image, turns)
-    image = tf.ensure_shape(image, [height, width, 3])
-    mask = tf.numpy_function(draw_mask, [index], tf.float32, stateful=False)
-    mask = tf.ensure_shape(mask, [height, width, 1])
-    out = {'image': image, 'mask': mask}
-    if include_path:
+  def prepare(element):
+    base = tf.stack([tf.constant(seed, tf.int64), element['index']])
+    image = _augment(tf.cast(element['image'], tf.float32), base, size,
+                     options)
+    mask = tf.numpy_function(draw_mask, [element['index']], tf.float32,
+                             stateful=False)
+    out = {'image': image, 'mask': tf.ensure_shape(mask, [*size, 1])}
+    if options.include_path:
       out['path'] = element['path']
     return out
 
-  ds = tf.data.Dataset.from_tensor_slices(files)
-  if training:
-    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    ds = ds.repeat()
-  ds = ds.enumerate()
-  ds = ds.interleave(read_or_mark, cycle_length=_READ_PARALLELISM,
-                     block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
-                     deterministic=True)
-  ds = ds.filter(report)
-  ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE,
-              deterministic=True)
+  return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+
+
+def _augment(image: tf.Tensor, base: tf.Tensor, size: Tuple[int, int],
+             options: PipelineOptions) -> tf.Tensor:
+  """A float [h,w,3] image in [0,255] -> [H,W,3] in [-1,1], augmented.
+
+  ``base`` is the element's [2] int64 seed; each random choice folds in
+  its own constant (1 crop, 2 flip, 3 scale, 4 rotation).
+  """
+  height, width = size
+  training = options.training
+  if options.celeba_crop:
+    image = tf.image.resize_with_crop_or_pad(image, CELEBA_CROP, CELEBA_CROP)
+  if options.random_crop:
+    if training and options.min_crop_scale < 1.0:
+      scale_seed = tf.random.experimental.stateless_fold_in(base, 3)
+      scale = tf.random.stateless_uniform([], scale_seed,
+                                          options.min_crop_scale, 1.0)
+      shape = tf.cast(tf.shape(image)[:2], tf.float32)
+      new = tf.cast(tf.math.round(shape * scale), tf.int32)
+      image = tf.image.resize(image, new, 'bilinear', antialias=True)
+    image = _cover(image, size)
+    if training:
+      crop_seed = tf.random.experimental.stateless_fold_in(base, 1)
+      image = tf.image.stateless_random_crop(image, [height, width, 3],
+                                             crop_seed)
+    else:
+      image = tf.image.resize_with_crop_or_pad(image, height, width)
+  else:
+    image = tf.image.resize(image, size, 'bilinear', antialias=True)
+  image = tf.clip_by_value(image, 0., 255.) / 127.5 - 1.
+  if training and options.flip:
+    flip_seed = tf.random.experimental.stateless_fold_in(base, 2)
+    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+  if training and options.rotate90:
+    turns = tf.random.stateless_uniform(
+        [], tf.random.experimental.stateless_fold_in(base, 4), 0, 4,
+        dtype=tf.int32)
+    image = tf.image.rot90(image, turns)
+  return tf.ensure_shape(image, [height, width, 3])
+
+
+def batch_stage(ds: tf.data.Dataset, batch_size: int,
+                training: bool) -> tf.data.Dataset:
+  """Batches (training drops the last partial one) and prefetches."""
   ds = ds.batch(batch_size, drop_remainder=training,
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.prefetch(tf.data.AUTOTUNE)
-  options = tf.data.Options()
-  options.deterministic = True
-  return ds.with_options(options)
+  return ds.prefetch(tf.data.AUTOTUNE)
 
 
 # start -> dataset of global batches ``{'image': [B,H,W,3] float32 in
@@ -377,9 +440,9 @@ def make_dataset_fn(config: config_lib.ExperimentConfig,
 
   def dataset_fn(start: int) -> tf.data.Dataset:
     dataset = make_dataset(
-        files, t.image_size, t.batch_size, mask_spec, t.seed, training=True,
-        celeba_crop=d.celeba_crop, random_crop=random_crop,
-        min_crop_scale=d.min_crop_scale, rotate90=d.rotate90,
+        files, t.image_size, t.batch_size, mask_spec, t.seed, PipelineOptions(
+            celeba_crop=d.celeba_crop, random_crop=random_crop,
+            min_crop_scale=d.min_crop_scale, rotate90=d.rotate90),
         skip_counter=skip_counter)
     # The stream is a deterministic function of the seed: skipping replays
     # the reading of the skipped batches, not their training.

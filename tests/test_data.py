@@ -1,5 +1,6 @@
 """Tests of inpaint_tf.data and inpaint_tf.image_io (tf.data input pipeline)."""
 
+import dataclasses
 import os
 import tempfile
 
@@ -14,6 +15,8 @@ from inpaint_tf import image_io
 from inpaint_tf import masks as masks_lib
 
 SQUARE = config_lib.MaskConfig(hole_size=8, max_delta=4)
+# The file order once, without augmentation.
+EVALUATION = data_lib.PipelineOptions(training=False, repeat=False)
 
 
 def _random_image(seed, height, width):
@@ -214,7 +217,9 @@ class MakeDatasetTest(tf.test.TestCase):
     # Images already at the training size: the pipeline must return their
     # pixels, in RGB order, scaled to [-1, 1], in file order.
     ds = data_lib.make_dataset(self.good, 16, 2, SQUARE, seed=0,
-                               training=False, repeat=False, include_path=True)
+                               options=data_lib.PipelineOptions(
+                                   training=False, repeat=False,
+                                   include_path=True))
     batches = _batches(ds, 10)
     self.assertEqual([len(b['image']) for b in batches], [2, 2, 1])
     paths = [p.decode() for b in batches for p in b['path']]
@@ -229,7 +234,7 @@ class MakeDatasetTest(tf.test.TestCase):
 
   def test_masks_follow_the_mask_fn_with_per_element_seeds(self):
     ds = data_lib.make_dataset(self.good, 16, 5, SQUARE, seed=9,
-                               training=False, repeat=False)
+                               options=EVALUATION)
     masks = _batches(ds, 1)[0]['mask']
     for n, mask in enumerate(masks):
       np.testing.assert_array_equal(mask, masks_lib.random_square_mask(
@@ -240,12 +245,14 @@ class MakeDatasetTest(tf.test.TestCase):
     path = os.path.join(self.dir, 'face.png')
     _write_rgb(path, np.stack([rows] * 3, axis=-1))
     ds = data_lib.make_dataset([path], (178, 178), 1, SQUARE, seed=0,
-                               training=False, celeba_crop=True)
+                               options=data_lib.PipelineOptions(
+                                   training=False, celeba_crop=True))
     image = _batches(ds, 1)[0]['image'][0]
     expected = rows[20:198] / 127.5 - 1.  # Centre 178 of 218 rows.
     self.assertAllClose(image[..., 1], expected, atol=1e-6)
     ds = data_lib.make_dataset([path], (109, 89), 1, SQUARE, seed=0,
-                               training=False)
+                               options=data_lib.PipelineOptions(
+                                   training=False))
     image = _batches(ds, 1)[0]['image'][0]
     resized = tf.image.resize(np.stack([rows] * 3, -1)[None].astype(
         np.float32), (109, 89), 'bilinear', antialias=True)[0]
@@ -253,7 +260,8 @@ class MakeDatasetTest(tf.test.TestCase):
 
   def test_flip_and_random_crop(self):
     ds = data_lib.make_dataset(self.good, 8, 1, config_lib.MaskConfig(
-        hole_size=4, max_delta=0), seed=1, random_crop=True, include_path=True)
+        hole_size=4, max_delta=0), seed=1, options=data_lib.PipelineOptions(
+            random_crop=True, include_path=True))
     flipped = 0
     for b in _batches(ds, 20):
       source = self.images[b['path'][0].decode()] / 127.5 - 1.
@@ -266,7 +274,8 @@ class MakeDatasetTest(tf.test.TestCase):
       flipped += matches[0]
     self.assertBetween(flipped, 1, 19)
     ds = data_lib.make_dataset(self.good[:1], 8, 1, config_lib.MaskConfig(
-        hole_size=4, max_delta=0), seed=1, random_crop=True, training=False)
+        hole_size=4, max_delta=0), seed=1, options=data_lib.PipelineOptions(
+            random_crop=True, training=False))
     centre = _batches(ds, 1)[0]['image'][0]
     self.assertAllClose(centre, self.images[self.good[0]][4:12, 4:12] / 127.5
                         - 1., atol=1e-6)
@@ -274,11 +283,13 @@ class MakeDatasetTest(tf.test.TestCase):
   def test_rotations_and_crop_scales(self):
     # Rotations: the same crop as without them (same seeds), turned by a
     # multiple of 90 degrees.
-    kwargs = dict(mask_fn_or_config=config_lib.MaskConfig(
-        hole_size=4, max_delta=0), seed=2, random_crop=True, flip=False)
-    plain = _batches(data_lib.make_dataset(self.good, 8, 10, **kwargs), 2)
-    turned = _batches(data_lib.make_dataset(self.good, 8, 10, rotate90=True,
-                                            **kwargs), 2)
+    holes = config_lib.MaskConfig(hole_size=4, max_delta=0)
+    crops = data_lib.PipelineOptions(random_crop=True, flip=False)
+    run = lambda files, size, batch, **options: data_lib.make_dataset(
+        files, size, batch, holes, seed=2,
+        options=dataclasses.replace(crops, **options))
+    plain = _batches(run(self.good, 8, 10), 2)
+    turned = _batches(run(self.good, 8, 10, rotate90=True), 2)
     turns = []
     for a, b in zip(plain, turned):
       for x, y in zip(a['image'], b['image']):
@@ -289,8 +300,7 @@ class MakeDatasetTest(tf.test.TestCase):
     self.assertGreater(len(set(turns)), 2)
     # Crop scales: a 16x16 image at scale s in [0.5, 1] is cropped from
     # its resized self; at most one of 20 crops is a window of the original.
-    scaled = _batches(data_lib.make_dataset(
-        self.good[:1], 8, 1, min_crop_scale=0.5, **kwargs), 20)
+    scaled = _batches(run(self.good[:1], 8, 1, min_crop_scale=0.5), 20)
     source = self.images[self.good[0]] / 127.5 - 1.
     windows = [source[y:y + 8, x:x + 8] for y in range(9) for x in range(9)]
     same = sum(any(np.allclose(w, b['image'][0], atol=1e-6) for w in windows)
@@ -298,9 +308,9 @@ class MakeDatasetTest(tf.test.TestCase):
     self.assertLessEqual(same, 1)
     with self.assertRaisesRegex(ValueError, r'^min_crop_scale: expected a '
                                 r'value in \(0, 1\]'):
-      data_lib.make_dataset(self.good, 8, 1, min_crop_scale=0.0, **kwargs)
+      run(self.good, 8, 1, min_crop_scale=0.0)
     with self.assertRaisesRegex(ValueError, '^rotate90: expected a square'):
-      data_lib.make_dataset(self.good, (8, 6), 1, rotate90=True, **kwargs)
+      run(self.good, (8, 6), 1, rotate90=True)
 
   def test_deterministic_under_seed(self):
     def run(seed):
@@ -317,7 +327,8 @@ class MakeDatasetTest(tf.test.TestCase):
                          for x, y in zip(a, c)))
     # Repeating reshuffles: the first two epochs are different orders of
     # the same 5 images.
-    ds = data_lib.make_dataset(self.good, 16, 5, SQUARE, seed=3, flip=False)
+    ds = data_lib.make_dataset(self.good, 16, 5, SQUARE, seed=3,
+                               options=data_lib.PipelineOptions(flip=False))
     epochs = [b['image'] for b in _batches(ds, 2)]
     keys = [sorted(im.tobytes() for im in e) for e in epochs]
     self.assertEqual(keys[0], keys[1])
@@ -355,8 +366,8 @@ class MakeDatasetTest(tf.test.TestCase):
     corrupt = self._write_corrupt_body(os.path.join(self.dir, 'zz_bad.png'))
     files = image_io.list_images(self.dir)
     counter = data_lib.SkipCounter()
-    ds = data_lib.make_dataset(files, 16, 1, SQUARE, seed=0, training=False,
-                               repeat=False, skip_counter=counter)
+    ds = data_lib.make_dataset(files, 16, 1, SQUARE, seed=0,
+                               options=EVALUATION, skip_counter=counter)
     self.assertLen(_batches(ds, 10), 5)
     self.assertEqual(counter.skipped, {
         corrupt: image_io.STATUS_MESSAGES[image_io.STATUS_UNDECODABLE]})
