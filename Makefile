@@ -11,6 +11,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Extra pytest arguments, e.g. PYTEST_ARGS='-m "not slow"'.
 PYTEST_ARGS ?=
+# Two test processes (pytest-xdist), each test class kept in one of them so
+# that a class's set-up runs once.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test venv clean
 
@@ -21,7 +24,7 @@ demo: venv
 	$(PY) -m tools.demo
 
 test: venv
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope tests $(PYTEST_ARGS)
 
 clean:
 	rm -rf results

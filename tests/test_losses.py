@@ -231,6 +231,7 @@ class WassersteinTest(tf.test.TestCase):
     # The same critic in float32 and in float16 (mixed precision): the
     # scaled inner gradient gives the float32 penalty and weight gradients
     # to float16 rounding, whatever the scale.
+    keras.utils.set_random_seed(7)
     critics_ = []
     for dtype in ('float32', 'mixed_float16'):
       critic = critics.LocalCritic(filters=(8, 8, 8, 8), dtype=dtype)
@@ -259,9 +260,11 @@ class WassersteinTest(tf.test.TestCase):
         if w is None:  # The output bias does not move the slope.
           self.assertIsNone(g)
           continue
-        self.assertAllClose(g, w, rtol=5e-2,
-                            atol=5e-2 * float(tf.reduce_max(tf.abs(w))),
-                            msg=scale)
+        # float16 rounding through four layers and back: a few percent of
+        # the gradient's norm.
+        self.assertLessEqual(float(tf.norm(g - w)),
+                             0.05 * float(tf.norm(w)) + 1e-6,
+                             msg=(scale, w.shape))
 
   def test_penalty_bad_input(self):
     critic = self._critic()
