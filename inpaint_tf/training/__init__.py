@@ -8,7 +8,8 @@ Three rooms, in the manner of a task/trainer split:
   (``TrainSteps``);
 * ``loop``: ``Trainer``, the loop around them: checkpoints and restore,
   summaries, progress, the weights and validation logs, and the resumable
-  stream (``stream``).
+  stream (``stream``); what it does after a step, and when, is a short
+  list of ``actions.Action`` (scalars, images, validation, checkpoint).
 
 ``process`` holds the process-wide pieces (strategy, determinism, stop
 signals) and ``logs`` the progress line and TensorBoard helpers.

@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -54,6 +54,7 @@ from inpaint_tf import progress
 from inpaint_tf import run_dir
 from inpaint_tf import validation
 from inpaint_tf.keras_api import keras
+from inpaint_tf.training import actions
 from inpaint_tf.training import logs
 from inpaint_tf.training import process
 from inpaint_tf.training import steps as steps_lib
@@ -447,69 +448,80 @@ class Trainer:
       return {}
     if self._stream is None:
       self._stream = self.iterator()
-    validate = self._resume_logs(step)
-    bar = None
+    run = actions.Run(max_steps, self._resume_logs(step))
     if self.progress_stream is not False and self.is_chief:
-      bar = progress.ProgressBar(max_steps, stream=self.progress_stream,
-                                 every=tc.log_every)
-    window = _Window(step, self._stream.position, self.eval_seconds)
+      run.bar = progress.ProgressBar(max_steps, stream=self.progress_stream,
+                                     every=tc.log_every)
+    run.window = actions.Window(step, self._stream.position,
+                                self.eval_seconds)
+    after_step = self._actions(run)
     last = {}
     try:
       while step < max_steps:
-        window.traced |= self._phase != self.is_adversarial(step)
+        run.window.traced |= self._phase != self.is_adversarial(step)
         self._phase = self.is_adversarial(step)
         last = self.train_step(self._stream, step)
         step += 1
-        window.scalars.add(last, step, self._aux_weights(last))
-        saved = step % tc.checkpoint_every == 0 or step == max_steps
-        if (step % tc.log_every == 0 or saved
-            or self._stop_signal is not None):
-          window = self._close_window(window, step, max_steps, bar)
-        if step % tc.image_every == 0 or step == max_steps:
-          self._write_images(step)
-        if validate and (step % tc.eval_every == 0 or step == max_steps):
-          self.validate(step)
-        if saved:
-          self.save()
-        if self._stop_signal is not None:
-          if not saved:
-            self.save()
+        run.window.scalars.add(last, step, self._aux_weights(last))
+        stopping = self._stop_signal is not None
+        for action in after_step:
+          if action.due(step, step == max_steps, stopping):
+            action.run(step)
+        if stopping:
           raise process.TrainingInterrupted(self._stop_signal, step,
                                             self.manager.latest_checkpoint)
     finally:
-      if bar is not None:
-        bar.close()
+      if run.bar is not None:
+        run.bar.close()
       self.writer.flush()
     return {k: float(v) for k, v in last.items()}
 
-  def _close_window(self, window: '_Window', step: int, max_steps: int,
-                    bar: Optional[progress.ProgressBar]) -> '_Window':
-    """Reads, checks and logs the scalars of ``window`` (ending at ``step``).
+  def _actions(self, run: actions.Run) -> List[actions.Action]:
+    """What the loop does after a step, in this order, and when.
 
-    Returns:
-      The next window, from ``step`` on.
+    The scalars are also read before every checkpoint, so that no
+    checkpoint holds a non-finite step; a stop reads them and checkpoints
+    whatever the step.
     """
+    tc = self.config.train
+    out = [
+        actions.Action('scalars', (tc.log_every, tc.checkpoint_every),
+                       lambda step: self._close_window(run, step),
+                       at_stop=True),
+        actions.Action('images', (tc.image_every,), self._write_images)]
+    if run.validate:
+      out.append(actions.Action('validation', (tc.eval_every,),
+                                self.validate))
+    out.append(actions.Action('checkpoint', (tc.checkpoint_every,),
+                              lambda step: self.save(), at_stop=True))
+    return out
+
+  def _close_window(self, run: actions.Run, step: int) -> None:
+    """Reads, checks and logs the scalars of ``run.window`` (ending at
+    ``step``) and starts the next window."""
+    window = run.window
     means, rows = window.scalars.read()
     seconds = (time.perf_counter() - window.start -
                (self.eval_seconds - window.eval_seconds))
-    steps = step - window.first_step
     self.train_seconds += seconds
     steps_lib.check_finite(means, step, self.manager.latest_checkpoint,
                            self.config.train.mixed_precision,
                            first_step=window.first_step + 1)
-    images = (self._stream.position - window.position) * \
-        self.config.train.batch_size
+    images = ((self._stream.position - window.position) *
+              self.config.train.batch_size)
     means['perf/images_per_sec'] = images / max(seconds, 1e-9)
     if not window.traced or self._seconds_per_step is None:
-      self._seconds_per_step = seconds / steps
+      self._seconds_per_step = seconds / (step - window.first_step)
     if rows:
       self._log_aux_weights(rows)
-    if bar is not None:
-      bar.update(step, logs.bar_scalars(means), means['perf/images_per_sec'],
-                 (max_steps - step) * self._seconds_per_step)
+    if run.bar is not None:
+      run.bar.update(step, logs.bar_scalars(means),
+                     means['perf/images_per_sec'],
+                     (run.max_steps - step) * self._seconds_per_step)
     with self.writer.as_default():
       logs.write_scalars(step, means)
-    return _Window(step, self._stream.position, self.eval_seconds)
+    run.window = actions.Window(step, self._stream.position,
+                                self.eval_seconds)
 
   def request_stop(self, signum: int) -> None:
     """Asks ``train`` to checkpoint and stop after the current step.
@@ -517,25 +529,3 @@ class Trainer:
     Safe to call from a signal handler (it only records ``signum``).
     """
     self._stop_signal = signum
-
-
-class _Window:
-  """The steps since the scalars were last read: their sums and timing.
-
-  Attributes:
-    first_step: the step the window starts after.
-    position: the stream's batch position then.
-    eval_seconds: the trainer's validation seconds then.
-    start: when it started (``time.perf_counter``).
-    scalars: the ``logs.ScalarWindow`` of its steps.
-    traced: whether a step of it traced a new phase (its time is not a
-      step time).
-  """
-
-  def __init__(self, first_step: int, position: int, eval_seconds: float):
-    self.first_step = first_step
-    self.position = position
-    self.eval_seconds = eval_seconds
-    self.start = time.perf_counter()
-    self.scalars = logs.ScalarWindow()
-    self.traced = False
