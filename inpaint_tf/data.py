@@ -42,7 +42,7 @@ import dataclasses
 import functools
 import os
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 from absl import logging
 import numpy as np

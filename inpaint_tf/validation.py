@@ -31,7 +31,6 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
-from inpaint_tf import data as data_lib
 from inpaint_tf import demo_images
 from inpaint_tf import evaluation
 from inpaint_tf import fileio

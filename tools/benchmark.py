@@ -101,16 +101,22 @@ def print_table(title: str, header: Sequence[str],
     print(line.format(*[str(x) for x in row]))
 
 
+def _square_holes(rng: np.random.Generator, batch: int, size: int
+                  ) -> tf.Tensor:
+  """[batch,size,size,1] float32: a size/2 square hole per sample."""
+  mask = np.zeros((batch, size, size, 1), np.float32)
+  for i in range(batch):
+    top, left = rng.integers(0, size // 2, size=2)
+    mask[i, top:top + size // 2, left:left + size // 2] = 1.
+  return tf.constant(mask)
+
+
 def attention_section() -> None:
   """Batched layer versus the original's per-sample structure."""
   rng = np.random.default_rng(0)
   b, s, c, r = FLAGS.batch, FLAGS.size, FLAGS.channels, FLAGS.rate
   x = tf.constant(rng.standard_normal((b, s, s, c)).astype(np.float32))
-  mask = np.zeros((b, s, s, 1), np.float32)
-  for i in range(b):
-    top, left = rng.integers(0, s // 2, size=2)
-    mask[i, top:top + s // 2, left:left + s // 2] = 1.
-  mask = tf.constant(mask)
+  mask = _square_holes(rng, b, s)
   layer = ContextualAttention(rate=r)
   batched = tf.function(lambda: layer(x, x, mask))
   batched_xla = tf.function(lambda: layer(x, x, mask), jit_compile=True)
@@ -193,11 +199,7 @@ def training_attention_table() -> None:
   for spec in FLAGS.training_maps:
     b, s, c, r = (int(v) for v in spec.split('x'))
     x = tf.Variable(rng.standard_normal((b, s, s, c)).astype(np.float32))
-    mask = np.zeros((b, s, s, 1), np.float32)
-    for i in range(b):
-      top, left = rng.integers(0, s // 2, size=2)
-      mask[i, top:top + s // 2, left:left + s // 2] = 1.
-    mask = tf.constant(mask)
+    mask = _square_holes(rng, b, s)
     variants = []
     for name, query in (('full', None), ('query path', mask)):
       layer = ContextualAttention(rate=r, whole_map_positions=0)
@@ -259,27 +261,13 @@ def generator_section() -> None:
               ('variant', 'ms/step', 'images/s'), rows)
 
 
-def _flagfile_values(path: str) -> Dict[str, str]:
-  """``--name=value`` lines of a flagfile (comments and others ignored)."""
-  values = {}
-  with open(path) as f:
-    for line in f:
-      line = line.strip()
-      if line.startswith('--') and '=' in line:
-        name, value = line[2:].split('=', 1)
-        values[name] = value
-  return values
-
-
 def awa_section() -> None:
   """AWA training step cost relative to plain steps, at the demo sizes."""
-  from inpaint_tf import config as config_lib
   from inpaint_tf import lpips as lpips_lib
   from inpaint_tf import training
 
-  demo = _flagfile_values(FLAGS.awa_flagfile)
-  size, batch = int(demo['image_size']), int(demo['batch_size'])
-  ints = lambda text: tuple(int(v) for v in text.split(','))
+  recipe = _recipe_config(FLAGS.awa_flagfile)
+  size, batch = recipe.train.image_size, recipe.train.batch_size
   rng = np.random.default_rng(0)
   images = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
   masks = np.zeros((batch, size, size, 1), np.float32)
@@ -289,12 +277,8 @@ def awa_section() -> None:
   work = tempfile.mkdtemp(prefix='benchmark_awa_')
   lpips_path = os.path.join(work, 'lpips_random.npz')
   np.savez(lpips_path, **lpips_lib.random_arrays(0))
-  base = config_lib.ExperimentConfig().replace(
-      cnum=int(demo['cnum']), local_filters=ints(demo['local_filters']),
-      global_filters=ints(demo['global_filters']), local_size=size // 2,
-      svw_size=size // 4, n_critic=int(demo['n_critic']), pretrain_steps=0,
-      image_size=size, batch_size=batch, vgg_weights=None,
-      lpips_weights=lpips_path)
+  base = recipe.replace(pretrain_steps=0, vgg_weights=None,
+                        lpips_weights=lpips_path)
   setups = {
       'GEPE-Net step (no auxiliary losses)': base,
       'TPL/TSL, fixed weights': base.replace(aux_losses='tpl_tsl',
@@ -316,7 +300,7 @@ def awa_section() -> None:
   rows = [(name, f'{1000 * t:.0f}', f'{t / plain:.2f}x', f'{t / fixed:.2f}x')
           for name, t in times.items()]
   print_table(f'Training step (critic + generator), B={batch} {size}x{size}, '
-              f'cnum={demo["cnum"]}',
+              f'cnum={recipe.model.cnum}',
               ('step', 'ms/step', 'vs GEPE-Net step', 'vs fixed TPL/TSL'),
               rows)
 
