@@ -421,7 +421,7 @@ def make_dataset_fn(config: config_lib.ExperimentConfig,
   random_crop = d.data == demo_images.SKIMAGE_DATA
   if random_crop:
     files = [path for _, path in demo_images.split_demo_images(
-        demo_images.skimage_demo_files())[0]]
+        demo_images.skimage_demo_files()).train]
   else:
     try:
       files = image_io.list_images(d.data)

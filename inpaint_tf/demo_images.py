@@ -1,16 +1,19 @@
 """The demo's images: photographs and textures bundled with scikit-image.
 
 ``make demo`` (and ``--data=skimage``) trains on random crops of
-``DEMO_IMAGES`` but ``DEMO_HELD_OUT``, which validation and evaluation use;
-the files ship inside the installed scikit-image package, so the demo
-needs no download.
+``DEMO_IMAGES`` but two held-out sets of other images: ``DEMO_VALIDATION``,
+which the trainer scores during training and on which the demo recipe
+(``flags/demo.cfg``, ``docs/training_study.md``) was chosen, and
+``DEMO_TEST``, on which ``make demo`` reports the finished model. The files
+ship inside the installed scikit-image package, so the demo needs no
+download.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import os
-from typing import List, Sequence, Tuple, TypeVar
+from typing import Any, List, NamedTuple, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -42,8 +45,11 @@ DEMO_IMAGES = (
     ('rocket', 'rocket.jpg'),
     ('text', 'text.png'),
 )
-# Held out from demo training: a photograph, a texture and an object.
-DEMO_HELD_OUT = ('chelsea', 'gravel', 'rocket')
+# Held out from demo training: the validation images (choosing recipes: a
+# photograph, a texture and an object) and the test images (reporting: a
+# texture, a grey and a colour photograph).
+DEMO_VALIDATION = ('chelsea', 'gravel', 'rocket')
+DEMO_TEST = ('brick', 'camera', 'coffee')
 
 T = TypeVar('T')
 
@@ -83,31 +89,44 @@ def skimage_demo_images() -> List[Tuple[str, np.ndarray]]:
           for name, path in skimage_demo_files()]
 
 
-def split_demo_images(
-    items: Sequence[Tuple[str, T]],
-    held_out: Sequence[str] = DEMO_HELD_OUT,
-) -> Tuple[List[Tuple[str, T]], List[Tuple[str, T]]]:
-  """Splits (name, x) pairs into training and held-out lists by name.
+class DemoSplit(NamedTuple):
+  """The demo images by role; each a list of (name, x) in ``items`` order."""
+  train: List[Tuple[str, Any]]
+  validation: List[Tuple[str, Any]]
+  test: List[Tuple[str, Any]]
+
+
+def split_demo_images(items: Sequence[Tuple[str, T]],
+                      validation: Sequence[str] = DEMO_VALIDATION,
+                      test: Sequence[str] = DEMO_TEST) -> DemoSplit:
+  """Splits (name, x) pairs into training, validation and test by name.
 
   Args:
     items: e.g. ``skimage_demo_images()`` or ``skimage_demo_files()``.
-    held_out: names to hold out.
+    validation, test: disjoint names to hold out.
 
   Returns:
-    (train, held_out) lists, each in the order of ``items``.
+    A ``DemoSplit``; training gets every item in neither set.
 
   Raises:
-    ValueError: a held-out name is not among the items, or nothing is left
-      for training.
+    ValueError: a held-out name is not among the items, the two sets share
+      a name, or nothing is left for training.
   """
   names = [name for name, _ in items]
-  unknown = sorted(set(held_out) - set(names))
-  if unknown:
-    raise ValueError(f'held_out: expected names among {names}, got unknown '
-                     f'{unknown}')
-  train = [item for item in items if item[0] not in held_out]
-  test = [item for item in items if item[0] in held_out]
-  if not train:
-    raise ValueError(f'held_out: expected to leave images for training, got '
-                     f'all of {names} held out')
-  return train, test
+  for argument, held_out in (('validation', validation), ('test', test)):
+    unknown = sorted(set(held_out) - set(names))
+    if unknown:
+      raise ValueError(f'{argument}: expected names among {names}, got '
+                       f'unknown {unknown}')
+  shared = sorted(set(validation) & set(test))
+  if shared:
+    raise ValueError(f'test: expected images disjoint from the validation '
+                     f'ones, got {shared} in both')
+  split = DemoSplit(
+      train=[i for i in items if i[0] not in validation and i[0] not in test],
+      validation=[i for i in items if i[0] in validation],
+      test=[i for i in items if i[0] in test])
+  if not split.train:
+    raise ValueError(f'validation, test: expected to leave images for '
+                     f'training, got all of {names} held out')
+  return split

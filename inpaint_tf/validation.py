@@ -329,12 +329,12 @@ def worst_setback(values: np.ndarray, higher_is_better: bool = True) -> float:
 
 def default_eval_images(data: str, eval_data: Optional[str]
                         ) -> Optional[List[Tuple[str, np.ndarray]]]:
-  """The held-out images of a run: ``eval_data``, or the demo's held-out ones.
+  """The validation images of a run: ``eval_data``, or the demo's.
 
   Args:
     data: the run's training data (``demo_images.SKIMAGE_DATA`` selects
-      the demo images, whose held-out split ``demo_images.DEMO_HELD_OUT``
-      is then used).
+      the demo images, whose validation images
+      ``demo_images.DEMO_VALIDATION`` are then used).
     eval_data: a folder or file list of held-out images, or None.
 
   Returns:
@@ -344,9 +344,8 @@ def default_eval_images(data: str, eval_data: Optional[str]
   if eval_data:
     return load_eval_images(eval_data)
   if data == demo_images.SKIMAGE_DATA:
-    _, held_out = demo_images.split_demo_images(
-        demo_images.skimage_demo_images())
-    return held_out
+    return demo_images.split_demo_images(
+        demo_images.skimage_demo_images()).validation
   return None
 
 

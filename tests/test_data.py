@@ -421,13 +421,20 @@ class DemoImagesTest(tf.test.TestCase):
     self.assertGreater(astronaut[..., 0].mean(), astronaut[..., 2].mean())
     camera = dict(images)['camera']
     np.testing.assert_array_equal(camera[..., 0], camera[..., 2])
-    train, held_out = demo_images.split_demo_images(images)
-    self.assertEqual([n for n, _ in held_out],
-                     list(demo_images.DEMO_HELD_OUT))
-    self.assertLen(train, len(images) - len(held_out))
-    self.assertFalse({n for n, _ in train} & set(demo_images.DEMO_HELD_OUT))
-    with self.assertRaisesRegex(ValueError, 'held_out'):
-      demo_images.split_demo_images(images, held_out=('lena',))
+    split = demo_images.split_demo_images(images)
+    self.assertEqual([n for n, _ in split.validation],
+                     list(demo_images.DEMO_VALIDATION))
+    self.assertEqual([n for n, _ in split.test], list(demo_images.DEMO_TEST))
+    names = [[n for n, _ in part] for part in split]
+    self.assertCountEqual(sum(names, []), [n for n, _ in images])
+    self.assertLen(split.train, len(images) - 6)
+    with self.assertRaisesRegex(ValueError, "validation: .*'lena'"):
+      demo_images.split_demo_images(images, validation=('lena',))
+    with self.assertRaisesRegex(ValueError, "test: .*disjoint.*'brick'"):
+      demo_images.split_demo_images(images, validation=('brick',))
+    with self.assertRaisesRegex(ValueError, 'leave images for training'):
+      demo_images.split_demo_images(images, validation=[n for n, _ in images],
+                                    test=())
 
 
 if __name__ == '__main__':

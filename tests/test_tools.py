@@ -163,6 +163,31 @@ class EvaluationTest(tf.test.TestCase):
       evaluation.evaluate(None, images.astype(float), np.zeros((2, 16, 16)))
 
 
+class StudyTablesTest(tf.test.TestCase):
+  """tools.study's tables from (made-up) validation curves."""
+
+  def test_final_best_and_per_step_values(self):
+    from tools import study  # pylint: disable=g-import-not-at-top
+    steps = np.array([0., 50., 100., 200.])
+    results = {
+        'recon': {'psnr': (steps, np.array([20., 21., 25.5, 24.25])),
+                  'ssim': (steps, np.array([.5, .6, .7, .81])),
+                  'l1': (steps, np.array([.1, .09, .05, .0425]))},
+        'recon_snet': {'psnr': (steps[:3], np.array([20., 22., 23.])),
+                       'ssim': (steps[:3], np.array([.5, .6, .65])),
+                       'l1': (steps[:3], np.array([.1, .08, .07]))}}
+    lines = study.tables('reconstruction', ['recon', 'recon_snet'], results,
+                         every=100)
+    self.assertEqual(lines[4], '| recon | the demo without critics | 24.25 | '
+                     '0.810 | 0.0425 | 25.50 (100) |')
+    self.assertEqual(lines[5],
+                     '| recon_snet | S-Net | 23.00 | 0.650 | 0.0700 | '
+                     '23.00 (100) |')
+    self.assertEqual(lines[7], '| run | 0 | 100 | 200 |')
+    self.assertEqual(lines[9], '| recon | 20.00 | 25.50 | 24.25 |')
+    self.assertEqual(lines[10], '| recon_snet | 20.00 | 23.00 |  |')
+
+
 class CliTest(tf.test.TestCase):
 
   @classmethod
@@ -325,6 +350,8 @@ class CliTest(tf.test.TestCase):
                       f'--output={folder}/w.png'),
         'flagfile': _start('demo', f'--flagfile_path={folder}/missing.cfg',
                            f'--output_dir={folder}/demo'),
+        'runs': _start('study', '--runs=recon,nope',
+                       f'--output_dir={folder}/study'),
     }
     rc, _, err = _finish(procs.pop('ok'))
     self.assertEqual(rc, 0, msg=err)
@@ -364,6 +391,8 @@ class CliTest(tf.test.TestCase):
     self._expect_error(procs['flagfile'],
                        r'--flagfile_path: expected a flagfile',
                        [f'{folder}/demo'])
+    self._expect_error(procs['runs'], r"--runs: expected names among "
+                       r"recon, .*got \['nope'\]", [f'{folder}/study'])
     self._expect_error(procs['no_data'], r'--data: .*not found',
                        [f'{folder}/eval1'])
     self._expect_error(procs['empty_data'], r'--data: .*with none',

@@ -14,6 +14,8 @@ import numpy as np
 from skimage import metrics as skmetrics
 import tensorflow as tf
 
+from inpaint_tf import config as config_lib
+from inpaint_tf import demo_images
 from inpaint_tf import evaluation
 from inpaint_tf import plots
 from inpaint_tf import training
@@ -133,6 +135,39 @@ class ValidationSetTest(tf.test.TestCase):
       validation.load_eval_images(folder)
     with self.assertRaisesRegex(ValueError, '^eval_data: .*not found'):
       validation.load_eval_images(os.path.join(folder, 'missing'))
+
+
+class DemoSplitTest(tf.test.TestCase):
+  """The demo validates on some held-out images and reports on others."""
+
+  def test_test_crops_come_from_the_test_images_only(self):
+    from tools import demo  # pylint: disable=g-import-not-at-top
+    config = config_lib.ExperimentConfig().replace(image_size=64).scaled()
+    t = config.train
+    images = dict(demo_images.skimage_demo_images())
+    test_set = demo.build_test_set(config)
+    validation_images = validation.default_eval_images(
+        demo_images.SKIMAGE_DATA, None)
+    self.assertEqual([n for n, _ in validation_images],
+                     list(demo_images.DEMO_VALIDATION))
+    self.assertEqual(test_set.images.shape,
+                     (3 * t.eval_crops_per_image, t.image_size, t.image_size,
+                      3))
+    def contains(image, crop):
+      # The best match of the crop in the image, checked pixel for pixel.
+      diff = cv2.matchTemplate(image.astype(np.float32),
+                               crop.astype(np.float32), cv2.TM_SQDIFF)
+      top, left = np.unravel_index(np.argmin(diff), diff.shape)
+      size = crop.shape[0]
+      return np.array_equal(image[top:top + size, left:left + size], crop)
+
+    for i, crop in enumerate(test_set.images):
+      found = [name for name, image in images.items() if contains(image, crop)]
+      self.assertLen(found, 1, msg=i)
+      self.assertIn(found[0], demo_images.DEMO_TEST, msg=i)
+    for mask_type, masks in test_set.masks.items():
+      self.assertEqual(masks.shape, test_set.images.shape[:3] + (1,))
+      self.assertGreater(masks.mean(), 0.02, msg=mask_type)
 
 
 class EvalLogTest(tf.test.TestCase):

@@ -7,9 +7,9 @@ The perceptual and style losses run on torchvision's VGG-16 fed [-1, 1]
 RGB by default (``--vgg_convention=torchvision``, as AWA's trainer) or on
 Keras' Caffe-converted VGG-16 fed BGR 0-255 minus the ImageNet mean
 (``keras_caffe``). The same loss weights weigh the two differently; this
-tool measures by how much. It cuts the held-out crops and holes that
-``make demo`` validates on (``demo_images.DEMO_HELD_OUT``, at
-``--image_size``, square and free-form holes), fills each hole with OpenCV's Telea (an
+tool measures by how much. It cuts the crops and holes that ``make demo``
+validates on (``demo_images.DEMO_VALIDATION``, at ``--image_size``, square
+and free-form holes), fills each hole with OpenCV's Telea (an
 imperfect completion, as a network's early outputs are), and prints the six
 unweighted terms of ``perceptual.perceptual_style_terms`` under each
 convention and their ratio.
@@ -64,8 +64,8 @@ def main(argv):
       'keras_caffe': _features('keras_weights', FLAGS.keras_weights,
                                'keras_caffe')}
   config = config_lib.ExperimentConfig().replace(image_size=size).scaled()
-  _, held_out = demo_images.split_demo_images(
-      demo_images.skimage_demo_images())
+  held_out = demo_images.split_demo_images(
+      demo_images.skimage_demo_images()).validation
   crops = validation.ValidationSet(held_out, size, config.masks,
                                    config.train.eval_crops_per_image,
                                    config.train.eval_seed)

@@ -1,17 +1,20 @@
 """The embedded default job (``make demo``): train, export, evaluate.
 
 1. Trains a small GEPE-Net with ``flags/demo.cfg`` on random crops of the
-   photographs and textures bundled with scikit-image (all but the held-out
-   ones), through ``tools.train``; a run that exists resumes.
+   photographs and textures bundled with scikit-image (all but the
+   validation and test images, ``demo_images``), through ``tools.train``;
+   the trainer scores the validation crops every 100 steps (``eval.csv``,
+   the set the recipe was chosen on). A run that exists resumes.
 2. Exports the generator with ``tools.export`` to
    ``<output_dir>/saved_model``.
-3. Completes the held-out crops the trainer validated on (crops of the
-   held-out images, each with a square hole and a free-form hole, saved in
-   the run's ``eval_set.npz``) with the SavedModel and with OpenCV's TELEA
-   and NS inpainting, and writes ``grid.png``, ``metrics.json`` (means over
-   all held-out crops), ``details/metrics.{csv,json}`` (per mask type and
-   hole-ratio bin), ``curves.png`` (the held-out scores during training,
-   from the run's ``eval.csv``) and prints the table.
+3. Completes the test crops (crops of the test images, other images than
+   the validation ones, each with a square hole and a free-form hole, cut
+   and drawn with the run's settings and saved as ``test_set.npz``) with
+   the SavedModel and with OpenCV's TELEA and NS inpainting, and writes
+   ``grid.png``, ``metrics.json`` (means over all test crops),
+   ``details/metrics.{csv,json}`` (per mask type and hole-ratio bin),
+   ``curves.png`` (the validation scores during training, from the run's
+   ``eval.csv``) and prints the table.
 
   python -m tools.demo [--output_dir=results/demo] [--max_steps=N]
 """
@@ -28,10 +31,13 @@ from absl import flags
 import cv2
 import numpy as np
 
+from inpaint_tf import config as config_lib
+from inpaint_tf import demo_images
 from inpaint_tf import evaluation
 from inpaint_tf import fileio
 from inpaint_tf import inpainter
 from inpaint_tf import plots
+from inpaint_tf import run_dir as run_dir_lib
 from inpaint_tf import validation
 
 FLAGS = flags.FLAGS
@@ -44,6 +50,7 @@ flags.DEFINE_integer('grid_rows', 8, 'Crops shown in grid.png.')
 
 METHODS = ('gepenet', 'cv2_telea', 'cv2_ns')
 SUMMARY_METRICS = ('psnr', 'ssim', 'l1', 'l1_percent', 'mae')
+TEST_SET = 'test_set.npz'
 
 
 def _run(args: List[str]) -> None:
@@ -55,6 +62,17 @@ def _run(args: List[str]) -> None:
   code = subprocess.call([sys.executable, '-m'] + args)
   if code:
     sys.exit(code if code > 0 else 128 - code)
+
+
+def build_test_set(config: config_lib.ExperimentConfig
+                   ) -> validation.ValidationSet:
+  """Crops and holes of the demo's test images, drawn as the trainer draws
+  its validation set (``config``'s image size, holes, crops and seed)."""
+  t = config.train
+  test_images = demo_images.split_demo_images(
+      demo_images.skimage_demo_images()).test
+  return validation.ValidationSet(test_images, t.image_size, config.masks,
+                                  t.eval_crops_per_image, t.eval_seed)
 
 
 def write_grid(path: str, images, masks, outputs, rows: int) -> None:
@@ -88,11 +106,11 @@ def main(argv):
         f'--output_dir={saved_model}', '--overwrite'])
 
   model = inpainter.load_inpainter(saved_model)
-  eval_set = validation.ValidationSet.load(
-      os.path.join(run_dir, validation.EVAL_SET))
-  images = eval_set.images
+  test_set = build_test_set(run_dir_lib.load_config(run_dir))
+  test_set.save(os.path.join(FLAGS.output_dir, TEST_SET))
+  images = test_set.images
   per_type = {}
-  for mask_type, masks in eval_set.masks.items():
+  for mask_type, masks in test_set.masks.items():
     per_type[mask_type] = (masks, evaluation.evaluate(
         model, images, masks, name='gepenet', mask_type=mask_type,
         return_outputs=True))
@@ -106,7 +124,7 @@ def main(argv):
   rows = [row for _, result in per_type.values() for row in result['rows']]
   combined = dict(next(iter(per_type.values()))[1], rows=rows)
   # Rows per mask type and hole-ratio bin go to details/; metrics.json holds
-  # the means over every held-out crop and mask.
+  # the means over every test crop and mask.
   details = os.path.join(FLAGS.output_dir, 'details')
   os.makedirs(details, exist_ok=True)
   evaluation.write_report(combined, details, settings={
@@ -128,7 +146,7 @@ def main(argv):
              FLAGS.grid_rows)
 
   print('\n' + evaluation.format_table(combined))
-  print(f'\nMeans over {len(images)} held-out crops x 2 mask types:')
+  print(f'\nMeans over {len(images)} test crops x 2 mask types:')
   header = f'{"method":<10}' + ''.join(f'{m:>12}' for m in SUMMARY_METRICS)
   print(header)
   for method in METHODS:

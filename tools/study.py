@@ -1,0 +1,155 @@
+r"""Reruns the demo training study (``docs/training_study.md``) and its tables.
+
+  python -m tools.study [--runs=recon,recon_snet,...] [--output_dir=results/study]
+
+Each run is ``tools.train --flagfile=flags/demo.cfg`` with the flags the
+study's tables name (``RUNS``), in ``<output_dir>/<run>`` (a run that
+exists resumes, one that has finished is only read). The trainer scores
+the demo's validation images every 100 steps; this tool then prints, per
+section, one markdown table of the final and best validation scores and
+one of PSNR every ``--every`` steps, and writes them to
+``<output_dir>/study.md``. The runs take about 2-10 minutes each on a
+2-core CPU; they are run one after the other.
+"""
+
+from . import _cli  # pylint: disable=g-bad-import-order
+
+import os
+import subprocess
+import sys
+from typing import Dict, List, NamedTuple, Sequence, Tuple
+
+from absl import flags
+import numpy as np
+
+from inpaint_tf import fileio
+from inpaint_tf import run_dir as run_dir_lib
+from inpaint_tf import validation
+
+
+class StudyRun(NamedTuple):
+  """One row of the study: its section, what it changes and the flags."""
+  section: str
+  change: str
+  flags: Tuple[str, ...]
+
+
+_RECON = ('--pretrain_steps=800',)
+RUNS: Dict[str, StudyRun] = {
+    # Reconstruction only (no critics), 800 steps.
+    'recon': StudyRun('reconstruction', 'the demo without critics', _RECON),
+    'recon_snet': StudyRun('reconstruction', 'S-Net',
+                           _RECON + ('--variant=snet',)),
+    'recon_penet': StudyRun('reconstruction', 'PE-Net',
+                            _RECON + ('--variant=penet',)),
+    'recon_iglsg': StudyRun('reconstruction', 'IGL stop-gradient',
+                            _RECON + ('--igl_stop_gradient',)),
+    'recon_ae': StudyRun('reconstruction', "GMCNN's known-region L1 (1.2)",
+                         _RECON + ('--gamma_ae=1.2',)),
+    'recon_image': StudyRun('reconstruction', 'SVW L1 over the whole image',
+                            _RECON + ('--svw_normalization=image',)),
+    'recon_lr1e-3': StudyRun('reconstruction', 'learning rate 1e-3',
+                             _RECON + ('--learning_rate=1e-3',)),
+    # 400 reconstruction steps, then 400 with the critics.
+    'demo': StudyRun('adversarial', 'the shipped demo', ()),
+    'adv_lr3e-4': StudyRun('adversarial', 'adversarial rate 3e-4 (no drop)',
+                           ('--adversarial_learning_rate=3e-4',)),
+    'adv_image': StudyRun('adversarial',
+                          'adversarial rate 3e-4, SVW L1 over the whole '
+                          'image', ('--adversarial_learning_rate=3e-4',
+                                    '--svw_normalization=image')),
+    'adv_ncritic5': StudyRun('adversarial', 'five critic updates',
+                             ('--n_critic=5',)),
+    'aug': StudyRun('adversarial', 'crop scale 0.5..1 and 90-degree turns',
+                    ('--min_crop_scale=0.5', '--rotate90')),
+    # The demo continued.
+    'long': StudyRun('continued', 'the demo to step 2400',
+                     ('--max_steps=2400',)),
+    'long_hl800': StudyRun('continued', 'to step 2400, rates halving every '
+                           '800 steps', ('--max_steps=2400',
+                                         '--lr_half_life=800')),
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('runs', list(RUNS), f'Runs to train and tabulate, of '
+                  f'{", ".join(RUNS)}.')
+flags.DEFINE_string('output_dir', 'results/study', 'Where the runs go.')
+flags.DEFINE_string('flagfile_path', 'flags/demo.cfg',
+                    'The flagfile every run starts from.')
+flags.DEFINE_integer('every', 100, 'Steps between the PSNR table columns.')
+
+
+def train(name: str, log_dir: str) -> None:
+  """Trains (or resumes) run ``name``; exits with the trainer's failure."""
+  args = [sys.executable, '-m', 'tools.train',
+          f'--flagfile={FLAGS.flagfile_path}', *RUNS[name].flags,
+          f'--log_dir={log_dir}']
+  print('$ ' + ' '.join(args[1:]), flush=True)
+  code = subprocess.call(args)
+  if code:
+    sys.exit(code if code > 0 else 128 - code)
+
+
+def curves(log_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+  """``{metric: (steps [T], values [T])}`` of the run's network."""
+  method = run_dir_lib.load_config(log_dir).model.variant
+  read = validation.read_curves(
+      os.path.join(log_dir, validation.EVAL_CSV))
+  return {metric: by_method[method] for metric, by_method in read.items()}
+
+
+def tables(section: str, names: Sequence[str],
+           results: Dict[str, Dict[str, Tuple[np.ndarray, np.ndarray]]],
+           every: int) -> List[str]:
+  """The section's markdown: final and best scores, then PSNR by step."""
+  lines = [f'### {section}', '',
+           '| run | change | PSNR | SSIM | L1 | best PSNR (step) |',
+           '|---|---|---|---|---|---|']
+  for name in names:
+    steps, psnr = results[name]['psnr']
+    best = int(np.argmax(psnr))
+    lines.append(
+        f'| {name} | {RUNS[name].change} | {psnr[-1]:.2f} | '
+        f'{results[name]["ssim"][1][-1]:.3f} | '
+        f'{results[name]["l1"][1][-1]:.4f} | '
+        f'{psnr[best]:.2f} ({int(steps[best])}) |')
+  columns = sorted({int(s) for name in names
+                    for s in results[name]['psnr'][0] if s % every == 0})
+  lines += ['', '| run | ' + ' | '.join(map(str, columns)) + ' |',
+            '|---|' + '---|' * len(columns)]
+  for name in names:
+    steps, psnr = results[name]['psnr']
+    at = dict(zip(steps.astype(int), psnr))
+    lines.append(f'| {name} | ' + ' | '.join(
+        f'{at[c]:.2f}' if c in at else '' for c in columns) + ' |')
+  return lines + ['']
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise ValueError(f'unexpected arguments: {" ".join(argv[1:])}')
+  unknown = [name for name in FLAGS.runs if name not in RUNS]
+  if unknown:
+    raise ValueError(f'runs: expected names among {", ".join(RUNS)}, got '
+                     f'{unknown}')
+  if FLAGS.every < 1:
+    raise ValueError(f'every: expected >= 1, got {FLAGS.every}')
+  results = {}
+  for name in FLAGS.runs:
+    log_dir = os.path.join(FLAGS.output_dir, name)
+    train(name, log_dir)
+    results[name] = curves(log_dir)
+  lines = []
+  for section in dict.fromkeys(RUNS[name].section for name in FLAGS.runs):
+    lines += tables(section, [n for n in FLAGS.runs
+                              if RUNS[n].section == section], results,
+                    FLAGS.every)
+  text = '\n'.join(lines)
+  fileio.atomic_write(os.path.join(FLAGS.output_dir, 'study.md'),
+                      text.encode())
+  print(text)
+  return 0
+
+
+if __name__ == '__main__':
+  _cli.run_main(main)
