@@ -4,7 +4,8 @@ r"""Reruns the demo training study (``docs/training_study.md``) and its tables.
 
 Each run is ``tools.train --flagfile=flags/demo.cfg`` with the flags the
 study's tables name (``RUNS``), in ``<output_dir>/<run>`` (a run that
-exists resumes, one that has finished is only read). The trainer scores
+exists resumes, one that has finished is only read; a run that continues
+another starts from a copy of it). The trainer scores
 the demo's validation images every 100 steps; this tool then prints, per
 section, one markdown table of the final and best validation scores and
 one of PSNR every ``--every`` steps, and writes them to
@@ -15,9 +16,10 @@ one of PSNR every ``--every`` steps, and writes them to
 from . import _cli  # pylint: disable=g-bad-import-order
 
 import os
+import shutil
 import subprocess
 import sys
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from absl import flags
 import numpy as np
@@ -28,10 +30,15 @@ from inpaint_tf import validation
 
 
 class StudyRun(NamedTuple):
-  """One row of the study: its section, what it changes and the flags."""
+  """One row of the study: its section, what it changes and the flags.
+
+  ``start_from`` names a run this one continues (trained first, then
+  copied), or is None.
+  """
   section: str
   change: str
   flags: Tuple[str, ...]
+  start_from: Optional[str] = None
 
 
 _RECON = ('--pretrain_steps=800',)
@@ -63,10 +70,10 @@ RUNS: Dict[str, StudyRun] = {
     'aug': StudyRun('adversarial', 'crop scale 0.5..1 and 90-degree turns',
                     ('--min_crop_scale=0.5', '--rotate90')),
     # The demo continued.
-    'long': StudyRun('continued', 'the demo to step 2400',
-                     ('--max_steps=2400',)),
-    'long_hl800': StudyRun('continued', 'to step 2400, rates halving every '
-                           '800 steps', ('--max_steps=2400',
+    'long': StudyRun('continued', 'the demo continued to step 2400',
+                     ('--max_steps=2400',), start_from='demo'),
+    'long_hl800': StudyRun('continued', 'rates halving every 800 steps, to '
+                           'step 2400', ('--max_steps=2400',
                                          '--lr_half_life=800')),
 }
 
@@ -79,8 +86,15 @@ flags.DEFINE_string('flagfile_path', 'flags/demo.cfg',
 flags.DEFINE_integer('every', 100, 'Steps between the PSNR table columns.')
 
 
-def train(name: str, log_dir: str) -> None:
-  """Trains (or resumes) run ``name``; exits with the trainer's failure."""
+def train(name: str) -> str:
+  """Trains (or resumes) run ``name``; returns its run directory.
+
+  Exits with the trainer's status when it fails.
+  """
+  log_dir = os.path.join(FLAGS.output_dir, name)
+  start_from = RUNS[name].start_from
+  if start_from and not os.path.exists(log_dir):
+    shutil.copytree(train(start_from), log_dir)
   args = [sys.executable, '-m', 'tools.train',
           f'--flagfile={FLAGS.flagfile_path}', *RUNS[name].flags,
           f'--log_dir={log_dir}']
@@ -88,6 +102,7 @@ def train(name: str, log_dir: str) -> None:
   code = subprocess.call(args)
   if code:
     sys.exit(code if code > 0 else 128 - code)
+  return log_dir
 
 
 def curves(log_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
@@ -136,9 +151,7 @@ def main(argv):
     raise ValueError(f'every: expected >= 1, got {FLAGS.every}')
   results = {}
   for name in FLAGS.runs:
-    log_dir = os.path.join(FLAGS.output_dir, name)
-    train(name, log_dir)
-    results[name] = curves(log_dir)
+    results[name] = curves(train(name))
   lines = []
   for section in dict.fromkeys(RUNS[name].section for name in FLAGS.runs):
     lines += tables(section, [n for n in FLAGS.runs
