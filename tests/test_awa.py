@@ -25,6 +25,7 @@ from inpaint_tf import reweighting
 from inpaint_tf import vgg as vgg_lib
 from inpaint_tf.config import AWAConfig
 from inpaint_tf.keras_api import keras
+from inpaint_tf.training import steps as steps_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -75,13 +76,14 @@ def _selected(gen, config):
 
 
 def _generator_step(reweighter, loss_fn, optimizer):
-  """A tf.function: ``reweighter.step``, then the generator update."""
+  """A tf.function: ``steps.reweighted_gradients``, then the generator update."""
   variables = reweighter.generator.trainable_variables
 
   @tf.function
   def step(batch, guidance_batch=None):
-    result = reweighter.step(loss_fn, batch, guidance_batch,
-                             learning_rate=optimizer.learning_rate)
+    result = steps_lib.reweighted_gradients(
+        reweighter, loss_fn, batch, guidance_batch,
+        learning_rate=optimizer.learning_rate)
     optimizer.apply_gradients(
         [(g, v) for g, v in zip(result.gradients, variables) if g is not None])
     return result
@@ -168,8 +170,9 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
     config = AWAConfig(awa_all_parameters=all_parameters, guidance=guidance)
     reweighter = reweighting.AWAReweighter(
         aux.tunable, gen, _selected(gen, config), config, lpips=self.lpips)
-    scalars = reweighter.step(self._loss_fn(gen, aux, fast), self.batch,
-                              self.guidance_batch, learning_rate=alpha).scalars
+    scalars = steps_lib.reweighted_gradients(
+        reweighter, self._loss_fn(gen, aux, fast), self.batch,
+        self.guidance_batch, learning_rate=alpha).scalars
     used = np.array([scalars[f'dphi_{n}'] for n in aux.tunable.names])
     scale = np.abs(exact).max()
     self.assertGreater(scale, 0.0)
@@ -186,9 +189,9 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
       config = AWAConfig(lookahead_steps=2, guidance='mae')
       reweighter = reweighting.AWAReweighter(
           aux.tunable, gen, _selected(gen, config), config)
-      scalars = reweighter.step(self._loss_fn(gen, aux, fast), self.batch,
-                                self.guidance_batch,
-                                learning_rate=1e-3).scalars
+      scalars = steps_lib.reweighted_gradients(
+          reweighter, self._loss_fn(gen, aux, fast), self.batch,
+          self.guidance_batch, learning_rate=1e-3).scalars
       results.append([float(scalars[f'dphi_{n}'])
                       for n in aux.tunable.names])
     scale = np.abs(results[1]).max()
@@ -204,9 +207,9 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
                          ('fixed', AWAConfig())):
       gen, aux = self._setup(seed=5)
       reweighter = reweighting.make_reweighter(name, aux.tunable, gen, config)
-      results.append(reweighter.step(self._loss_fn(gen, aux, True),
-                                     self.batch, self.guidance_batch,
-                                     learning_rate=1e-3))
+      results.append(steps_lib.reweighted_gradients(
+          reweighter, self._loss_fn(gen, aux, True), self.batch,
+          self.guidance_batch, learning_rate=1e-3))
     exact, reused, fixed = results
     names = ['dphi_' + n for n in perceptual.TERM_NAMES]
     self.assertAllClose([reused.scalars[n] for n in names],
@@ -250,8 +253,9 @@ class AWAGradientTest(tf.test.TestCase, parameterized.TestCase):
     for step in range(3):
       batch = make_batch(20 + step)
       for gen, aux, rw, opt in zip(gens, auxes, reweighters, sgd):
-        result = rw.step(self._loss_fn(gen, aux, True), batch,
-                         make_batch(40 + step), learning_rate=opt.learning_rate)
+        result = steps_lib.reweighted_gradients(
+            rw, self._loss_fn(gen, aux, True), batch, make_batch(40 + step),
+            learning_rate=opt.learning_rate)
         opt.apply_gradients(zip(result.gradients, gen.trainable_variables))
       images, masks = batch
       with tf.GradientTape() as tape:
@@ -339,7 +343,7 @@ class ToyProblemTest(tf.test.TestCase):
     gates = np.array([cos(g_main, g_a) >= 0, cos(g_main, g_b) >= 0], float)
     self.assertAllEqual(gates, [1.0, 0.0])
     reweighter = reweighting.make_reweighter('gradsim', self.tunable, self.gen)
-    result = reweighter.step(self.loss_fn, batch)
+    result = steps_lib.reweighted_gradients(reweighter, self.loss_fn, batch)
     self.assertAllClose(result.weights, self.tunable.base * gates)
     self.assertAllClose(result.scalars['cos_helpful'], cos(g_main, g_a),
                         rtol=1e-4)
@@ -350,7 +354,8 @@ class ToyProblemTest(tf.test.TestCase):
     beta = AWAConfig().adaloss_momentum
     mean, constant = np.zeros(2), None
     for step in range(4):
-      result = reweighter.step(self.loss_fn, self.sample(step, 0))
+      result = steps_lib.reweighted_gradients(reweighter, self.loss_fn,
+                                              self.sample(step, 0))
       opt.apply_gradients(zip(result.gradients, self.gen.trainable_variables))
       terms = result.aux_terms.numpy().astype(np.float64)
       if constant is None:
@@ -370,7 +375,7 @@ class ToyProblemTest(tf.test.TestCase):
     sigma = 1.0 / self.tunable.scale.numpy()  # sigmoid(phi) at the start.
     expected = np.sign(weighted - target) * norms * w * (1 - sigma)
     reweighter = reweighting.make_reweighter('gradnorm', self.tunable, self.gen)
-    result = reweighter.step(self.loss_fn, batch)
+    result = steps_lib.reweighted_gradients(reweighter, self.loss_fn, batch)
     got = [result.scalars['dphi_helpful'], result.scalars['dphi_hurtful']]
     self.assertAllClose(got, expected, rtol=1e-4)
     self.assertAllClose(result.scalars['gradnorm_loss'],
@@ -448,12 +453,16 @@ class InterfaceTest(tf.test.TestCase):
                                              AWAConfig(guidance='mae'))
     loss_fn = lambda batch: (tf.constant(0.0), (tf.constant(1.0),), None)
     with self.assertRaisesRegex(ValueError, 'guidance_batch: '):
-      reweighter.step(loss_fn, make_batch(0, size=16))
+      steps_lib.reweighted_gradients(reweighter, loss_fn,
+                                     make_batch(0, size=16))
     bad_fn = lambda batch: (tf.constant(0.0), (tf.constant(1.0),) * 2, None)
     with self.assertRaisesRegex(ValueError, 'terms: expected 1 scalar'):
-      reweighter.step(bad_fn, make_batch(0, size=16), make_batch(1, size=16))
+      steps_lib.reweighted_gradients(reweighter, bad_fn, make_batch(0, size=16),
+                                     make_batch(1, size=16))
     with self.assertRaisesRegex(ValueError, "^learning_rate: AWA's look"):
-      reweighter.step(loss_fn, make_batch(0, size=16), make_batch(1, size=16))
+      steps_lib.reweighted_gradients(reweighter, loss_fn,
+                                     make_batch(0, size=16),
+                                     make_batch(1, size=16))
 
   def test_checkpoint_round_trip(self):
     def loss_fn(batch):
@@ -463,8 +472,8 @@ class InterfaceTest(tf.test.TestCase):
           tf.reduce_mean(tf.abs(pred - images) * masks),), pred
     reweighter = reweighting.make_reweighter('awa', self.tunable, self.gen,
                                              AWAConfig(guidance='mae'))
-    reweighter.step(loss_fn, make_batch(0, size=16), make_batch(1, size=16),
-                    learning_rate=1e-4)
+    steps_lib.reweighted_gradients(reweighter, loss_fn, make_batch(0, size=16),
+                                   make_batch(1, size=16), learning_rate=1e-4)
     path = tf.train.Checkpoint(reweighter=reweighter).save(
         os.path.join(self.get_temp_dir(), 'ckpt'))
     other_tunable = reweighting.TunableWeights([1.0], [3.0])

@@ -19,18 +19,16 @@ adversarial, each with its fixed weight); ``terms`` are the unweighted
 auxiliary terms, best as a tuple of scalars such as
 ``TunableAuxiliaryLoss.terms`` returns (a stacked [N] tensor works but
 makes every per-term gradient traverse the whole VGG); ``outputs`` is passed
-back untouched (e.g. the prediction, for the critic step). ``loss_fn`` may
-run several times per step, so it must have no side effects. Under a
-``tf.distribute`` strategy call ``step`` inside ``strategy.run``
-(with the reweighter and the ``TunableAuxiliaryLoss`` created under the
-strategy's scope) and let ``loss_fn`` return the replica's batch means as
-on one device: the reweighter divides them by ``num_replicas_in_sync``
-itself, so the returned gradients sum over replicas to those of the
-global-batch mean (pass them to the optimizer as usual), and it sums
-statistics and gradient inner products over replicas, so every replica takes
-the decision one device would take on the global batch.
+back untouched. ``loss_fn`` may run several times per step, so it must have
+no side effects; in training it is ``InpaintingTask.reweighted_losses``.
 
-Usage (as in ``training.task`` and ``training.steps``)::
+A reweighter only adapts its weights: ``Reweighter.adapt`` reads one
+recorded forward pass (``ForwardPass``: the tape, the loss values, the
+``loss_fn`` and batch to evaluate again, the guidance batch and the
+learning rate). The gradient the generator is updated with has one owner,
+``training.steps``: ``steps.reweighted_gradients`` records the pass, lets
+the reweighter adapt and differentiates ``main + w . terms`` with the new
+weights from the same pass::
 
     aux = perceptual.TunableAuxiliaryLoss(
         reweighting.tpl_tsl_weights(config.awa),
@@ -47,16 +45,23 @@ Usage (as in ``training.task`` and ``training.steps``)::
 
     @tf.function
     def generator_step(batch, next_batch):
-      result = reweighter.step(loss_fn, batch, next_batch,
-                               learning_rate=g_opt.learning_rate)
+      result = steps.reweighted_gradients(
+          reweighter, loss_fn, batch, next_batch,
+          learning_rate=g_opt.learning_rate)
       g_opt.apply_gradients(zip(result.gradients,
                                 generator.trainable_variables))
       return result          # .weights [6] for the CSV / TensorBoard
 
-``step`` updates the weights and returns the generator's gradient with the
-new weights from the same forward pass. Checkpoint the reweighter itself
-(``phi``, optimizer state, running statistics); it does not hold the VGG or
-LPIPS networks.
+Under a ``tf.distribute`` strategy call it inside ``strategy.run`` (with
+the reweighter and the ``TunableAuxiliaryLoss`` created under the
+strategy's scope) and let ``loss_fn`` return the replica's batch means as
+on one device: the losses are divided by ``num_replicas_in_sync``
+(``base.call_loss_fn``), so the gradients sum over replicas to those of the
+global-batch mean, and the reweighters sum statistics and gradient inner
+products over replicas, so every replica takes the decision one device
+would take on the global batch. Checkpoint the reweighter itself (``phi``,
+optimizer state, running statistics); it does not hold the VGG or LPIPS
+networks.
 
 AWA (``AWAReweighter``), per step:
 
@@ -76,8 +81,8 @@ AWA (``AWAReweighter``), per step:
    whose phi-gradient is ``1/alpha`` times the exact gradient of the metric
    at ``theta_K`` for K = 1 (``tests/test_awa.py`` checks this against
    differentiation through the update), drives AdamW on ``phi``;
-5. the generator update uses the new weights (Eq. 6); ``step`` takes its
-   gradient from the forward pass of step 1. With
+5. the generator update uses the new weights (Eq. 6), its gradient taken
+   from the forward pass of step 1. With
    ``reuse_generator_gradient`` it uses the weights from before the
    update instead, and its gradient doubles as the direction of step 2 (one
    backward pass through VGG fewer; the weights lag Algorithm 1 by a step).
@@ -128,7 +133,6 @@ from inpaint_tf.reweighting.base import FixedReweighter
 from inpaint_tf.reweighting.base import ForwardPass
 from inpaint_tf.reweighting.base import LossFn
 from inpaint_tf.reweighting.base import Reweighter
-from inpaint_tf.reweighting.base import StepResult
 from inpaint_tf.reweighting.gradnorm import GradNormReweighter
 from inpaint_tf.reweighting.gradsim import GradSimReweighter
 from inpaint_tf.reweighting.registry import make_reweighter
@@ -139,6 +143,6 @@ from inpaint_tf.reweighting.tunable import TunableWeights
 __all__ = [
     'AdaLossReweighter', 'AWAReweighter', 'FixedReweighter', 'ForwardPass',
     'GradNormReweighter', 'GradSimReweighter', 'LossFn', 'make_reweighter',
-    'Reweighter', 'selected_variables', 'StepResult', 'tpl_tsl_weights',
+    'Reweighter', 'selected_variables', 'tpl_tsl_weights',
     'TunableWeights',
 ]

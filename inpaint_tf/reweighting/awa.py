@@ -40,7 +40,7 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
     lpips: the LPIPS network for ``guidance='lpips'``.
 
   The look-ahead's SGD step alpha is the generator's learning rate of the
-  step, passed to :meth:`step` as ``learning_rate`` (the optimizer's rate
+  step, ``ForwardPass.learning_rate`` (the optimizer's rate
   variable, so it follows any schedule, also after a restore).
   """
 
@@ -105,7 +105,7 @@ class AWAReweighter(base.PhiOptimizerMixin, base.Reweighter):
     if forward.learning_rate is None:
       raise ValueError("learning_rate: AWA's look-ahead steps at the "
                        "generator's learning rate; pass the optimizer's "
-                       'learning_rate to step(), got None')
+                       'learning_rate, got None')
     alpha = tf.cast(forward.learning_rate, tf.float32)
     w = tf.stop_gradient(self.tunable())
     theta = [tf.identity(v) for v in variables]

@@ -1,4 +1,9 @@
-"""The reweighter interface, the shared gradient helpers and ``fixed``."""
+"""The reweighter interface, the shared gradient helpers and ``fixed``.
+
+A reweighter adapts its weights from a forward pass that the caller has
+recorded (``Reweighter.adapt``); it never computes the gradient the
+generator is updated with (``training.steps.reweighted_gradients`` does).
+"""
 
 from __future__ import annotations
 
@@ -16,37 +21,13 @@ ZERO = tf.UnconnectedGradients.ZERO
 EPS = 1e-12
 
 
-class StepResult(NamedTuple):
-  """What :meth:`Reweighter.step` returns.
-
-  Attributes:
-    gradients: gradients of ``main + weights . terms`` for
-      ``generator.trainable_variables`` (same order; None where unconnected).
-    weights: [N] weights used for ``gradients``.
-    main_loss: [] main loss of batch 1.
-    aux_terms: [N] unweighted auxiliary terms of batch 1.
-    total_loss: [] ``main_loss + weights . aux_terms``.
-    outputs: the third output of ``loss_fn``.
-    scalars: dict of scalars to log: ``w_<term>`` for every weight (after
-      the update) and method-specific values (``guidance``,
-      ``surrogate``...).
-  """
-  gradients: List[Optional[tf.Tensor]]
-  weights: tf.Tensor
-  main_loss: tf.Tensor
-  aux_terms: tf.Tensor
-  total_loss: tf.Tensor
-  outputs: Any
-  scalars: Dict[str, tf.Tensor]
-
-
 # ----------------------------------------------------------------- helpers
 
 
 def replica_context():
   ctx = tf.distribute.get_replica_context()
   if ctx is None:
-    raise ValueError('reweighter: call step in replica context '
+    raise ValueError('reweighter: adapt in replica context '
                      '(inside strategy.run), not in cross-replica context')
   return ctx
 
@@ -220,9 +201,8 @@ class Reweighter(tf.Module):
 
   Args:
     tunable: the weights to adapt (e.g. ``TunableAuxiliaryLoss.tunable``).
-    generator: the generator; ``generator.trainable_variables`` are the
-      parameters the returned gradients are for, ``generator((masked,
-      mask))`` its prediction [B,H,W,3] in [-1,1].
+    generator: the generator; ``generator((masked, mask))`` is its
+      prediction [B,H,W,3] in [-1,1] (AWA's guidance batch).
     variables: the parameters of the gradient inner products and of AWA's
       look-ahead (``registry.selected_variables``: the generator's output
       layer, or all its variables).
@@ -283,54 +263,22 @@ class Reweighter(tf.Module):
       raise ValueError(f'guidance_batch: {type(self).__name__} needs a second '
                        'batch (images [B,H,W,3], masks [B,H,W,1]); got None')
 
-  def step(self, loss_fn: LossFn, batch, guidance_batch=None,
-           learning_rate=None) -> StepResult:
-    """Adapts the weights, then differentiates the reweighted loss.
+  def adapt(self, forward: ForwardPass) -> Dict[str, tf.Tensor]:
+    """Updates the weights from a recorded forward pass of the loss.
 
-    One forward pass of ``loss_fn`` on ``batch`` serves both (AWA with K > 1
-    runs ``loss_fn`` K - 1 more times at the look-ahead parameters).
+    The caller records the pass and differentiates the reweighted loss
+    (``training.steps.reweighted_gradients``); AWA with K > 1 runs
+    ``forward.loss_fn`` K - 1 more times at the look-ahead parameters.
 
     Args:
-      loss_fn: see the package docstring.
-      batch: the training batch, passed to ``loss_fn``.
-      guidance_batch: ``(images [B,H,W,3] in [-1,1], masks [B,H,W,1],
-        1 = hole)``, a second batch; AWA only.
-      learning_rate: [] float (a tensor, or the optimizer's rate variable),
-        the rate the generator update of this step uses; AWA's look-ahead
-        steps with it (Eq. 7), so it follows the generator's schedule.
+      forward: the pass (see ``ForwardPass``).
 
     Returns:
-      A :class:`StepResult`; apply ``result.gradients`` to
-      ``generator.trainable_variables``.
+      Scalars to log: ``w_<term>`` for every weight (after the update) and
+      method-specific values (``guidance``, ``surrogate``...).
     """
-    self._check_guidance(guidance_batch)
-    variables = self.generator.trainable_variables
-    with tf.GradientTape(persistent=self.needs_term_gradients) as tape:
-      main, terms, raw_terms, outputs, report = call_loss_fn(
-          loss_fn, batch, self.num_terms)
-    if self.reuse_generator_gradient:
-      # The generator's gradient, with the weights before this update, also
-      # gives the first look-ahead direction.
-      weights = tf.stop_gradient(self.weights())
-      gradients = weighted_gradients(tape, main, terms, weights, variables)
-      index = {v.ref(): i for i, v in enumerate(variables)}
-      direction = sum_over_replicas([
-          tf.zeros_like(v) if gradients[index[v.ref()]] is None
-          else gradients[index[v.ref()]] for v in self.selected_variables()])
-      extra = self._adapt(ForwardPass(tape, main, terms, raw_terms, loss_fn,
-                                      batch, guidance_batch, direction,
-                                      learning_rate))
-    else:
-      extra = self._adapt(ForwardPass(tape, main, terms, raw_terms, loss_fn,
-                                      batch, guidance_batch,
-                                      learning_rate=learning_rate))
-      weights = tf.stop_gradient(self.weights())
-      gradients = weighted_gradients(tape, main, terms, weights, variables)
-    del tape
-    main_loss, aux_terms = report
-    total = main_loss + tf.reduce_sum(weights * aux_terms)
-    return StepResult(gradients, weights, main_loss, aux_terms, total, outputs,
-                      self._scalars(extra))
+    self._check_guidance(forward.guidance_batch)
+    return self._scalars(self._adapt(forward))
 
 
 class FixedReweighter(Reweighter):

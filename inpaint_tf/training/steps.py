@@ -20,9 +20,12 @@ paste) are computed in float32, and the gradient penalty's inner gradient
 through the float16 critics is taken at the critic optimiser's loss scale
 (``losses.masked_gradient_penalty``).
 
-With a reweighter the generator update is the reweighter's (AWA reads a
-second, guidance batch); its weights and values are returned with the
-terms.
+Both updates read top to bottom in one replica function each
+(``_critic_update``, ``_generator_update``). This module owns the generator
+gradient: ``_generator_gradients`` without a reweighter,
+``reweighted_gradients`` with one, where the reweighter only adapts the
+auxiliary weights from the recorded forward pass (AWA reads a second,
+guidance batch); its weights and values are returned with the terms.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from __future__ import annotations
 import collections
 import functools
 import math
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
 from absl import logging
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
+from inpaint_tf import reweighting
 from inpaint_tf.keras_api import keras
+from inpaint_tf.reweighting import base as reweighting_base
 from inpaint_tf.training import task as task_lib
 
 
@@ -91,6 +96,84 @@ def _summaries(terms, total, total_name, grad_norm, grad_name):
   out[total_name] = tf.cast(total, tf.float32)
   out[grad_name] = grad_norm
   return out
+
+
+class StepResult(NamedTuple):
+  """What :func:`reweighted_gradients` returns.
+
+  Attributes:
+    gradients: gradients of ``main + weights . terms`` for
+      ``generator.trainable_variables`` (same order; None where
+      unconnected), the replica's share of the global-batch gradient.
+    weights: [N] weights used for ``gradients``.
+    main_loss: [] main loss of the batch.
+    aux_terms: [N] unweighted auxiliary terms of the batch.
+    total_loss: [] ``main_loss + weights . aux_terms``.
+    outputs: the third output of ``loss_fn``.
+    scalars: the reweighter's scalars to log (``Reweighter.adapt``).
+  """
+  gradients: List[Optional[tf.Tensor]]
+  weights: tf.Tensor
+  main_loss: tf.Tensor
+  aux_terms: tf.Tensor
+  total_loss: tf.Tensor
+  outputs: Any
+  scalars: Dict[str, tf.Tensor]
+
+
+def reweighted_gradients(reweighter: reweighting.Reweighter,
+                         loss_fn: reweighting.LossFn, batch,
+                         guidance_batch=None, learning_rate=None
+                         ) -> StepResult:
+  """The generator gradient with reweighted auxiliary terms, on one replica.
+
+  Records one forward pass of ``loss_fn`` on ``batch``; the reweighter
+  adapts its weights from it (``Reweighter.adapt``), then the gradient of
+  ``main + w . terms`` is taken from the same pass with the new weights.
+  With ``reuse_generator_gradient`` the gradient is taken first, with the
+  weights before the update, and its part over the reweighter's selected
+  variables (summed over replicas) is AWA's first look-ahead direction.
+
+  Args:
+    reweighter: the reweighter (its ``generator`` is differentiated).
+    loss_fn: ``batch -> (main [], N auxiliary terms, outputs)``, the
+      replica's batch means (``InpaintingTask.reweighted_losses`` in
+      training; see ``inpaint_tf.reweighting``).
+    batch: passed to ``loss_fn``.
+    guidance_batch: ``(images [B,H,W,3] in [-1,1], masks [B,H,W,1],
+      1 = hole)``, AWA's second batch.
+    learning_rate: [] float, the rate of this generator update (AWA's
+      look-ahead steps with it).
+
+  Returns:
+    A ``StepResult``.
+  """
+  variables = reweighter.generator.trainable_variables
+  with tf.GradientTape(persistent=reweighter.needs_term_gradients) as tape:
+    main, terms, raw_terms, outputs, report = reweighting_base.call_loss_fn(
+        loss_fn, batch, reweighter.num_terms)
+  forward = reweighting.ForwardPass(tape, main, terms, raw_terms, loss_fn,
+                                    batch, guidance_batch,
+                                    learning_rate=learning_rate)
+  if reweighter.reuse_generator_gradient:
+    weights = tf.stop_gradient(reweighter.weights())
+    gradients = reweighting_base.weighted_gradients(tape, main, terms,
+                                                    weights, variables)
+    by_variable = {v.ref(): g for v, g in zip(variables, gradients)}
+    direction = reweighting_base.sum_over_replicas([
+        tf.zeros_like(v) if by_variable[v.ref()] is None
+        else by_variable[v.ref()] for v in reweighter.selected_variables()])
+    scalars = reweighter.adapt(forward._replace(direction=direction))
+  else:
+    scalars = reweighter.adapt(forward)
+    weights = tf.stop_gradient(reweighter.weights())
+    gradients = reweighting_base.weighted_gradients(tape, main, terms,
+                                                    weights, variables)
+  del tape
+  main_loss, aux_terms = report
+  total = main_loss + tf.reduce_sum(weights * aux_terms)
+  return StepResult(gradients, weights, main_loss, aux_terms, total, outputs,
+                    scalars)
 
 
 class TrainSteps:
@@ -229,7 +312,8 @@ class TrainSteps:
     return terms, total, tape.gradient(
         scaled, self.task.generator.trainable_variables)
 
-  def _critic_step_fn(self, images, masks, seed_index):
+  def _critic_update(self, images, masks, seed_index):
+    """One replica's critic update: penalty weights, gradients, apply."""
     # Drawn outside XLA, whose stateless random numbers are others.
     alphas = (self._alpha(seed_index, 0), self._alpha(seed_index, 1))
     terms, total, grads = self._gradient_fns['critic'](images, masks, alphas)
@@ -237,35 +321,40 @@ class TrainSteps:
                             self.task.critic_variables)
     return _summaries(terms, total, 'd_total', grad_norm, 'd_grad_norm')
 
-  def _generator_step_fn(self, images, masks, guidance, adversarial):
+  def _generator_update(self, images, masks, guidance, adversarial):
+    """One replica's generator update: the gradient of Eq. 10, applied.
+
+    Without a reweighter the gradient is ``_generator_gradients``'s
+    (XLA-compiled under ``jit_compile``); with one it is
+    ``reweighted_gradients``'s, after the reweighter has adapted the
+    TPL/TSL weights on the same forward pass (AWA at this update's
+    learning rate, on the guidance batch).
+    """
     task = self.task
-    variables = task.generator.trainable_variables
-    if task.reweighter is None:
+    reweighter = task.reweighter
+    extra = {}
+    if reweighter is None:
       terms, total, grads = self._gradient_fns['generator'](images, masks,
                                                             adversarial)
-      grad_norm = self._apply(self.g_optimizer, grads, variables)
-      return _summaries(terms, total, 'g_total', grad_norm, 'g_grad_norm')
-
-    def loss_fn(batch):
-      # Replica batch means, as on one device: the reweighter scales them.
-      batch_images, batch_masks = batch
-      terms, pred, _ = task.generator_terms(batch_images, batch_masks,
-                                            adversarial)
-      aux = task.auxiliary.terms(pred, batch_images, batch_masks)
-      return task_lib.weighted_sum(terms), aux, terms
-
-    # AWA's look-ahead steps at the rate of this very update.
-    result = task.reweighter.step(loss_fn, (images, masks), guidance,
-                                  learning_rate=self.g_optimizer.learning_rate)
-    grad_norm = self._apply(self.g_optimizer, result.gradients, variables)
-    terms = collections.OrderedDict(result.outputs)
-    for j, name in enumerate(task.auxiliary_names):
-      terms[name] = task_lib.LossTerm(result.aux_terms[j], result.weights[j])
-    out = _summaries(terms, result.total_loss, 'g_total', grad_norm,
-                     'g_grad_norm')
-    for name, value in result.scalars.items():
-      if not name.startswith('w_'):  # The weights are logged with the terms.
-        out[f'reweight/{name}'] = tf.cast(value, tf.float32)
+    else:
+      result = reweighted_gradients(
+          reweighter, functools.partial(task.reweighted_losses,
+                                        adversarial=adversarial),
+          (images, masks), guidance,
+          learning_rate=self.g_optimizer.learning_rate)
+      terms = collections.OrderedDict(result.outputs)
+      for j, name in enumerate(task.auxiliary_names):
+        terms[name] = task_lib.LossTerm(result.aux_terms[j],
+                                        result.weights[j])
+      total, grads = result.total_loss, result.gradients
+      # The weights are logged with the terms.
+      extra = {f'reweight/{name}': tf.cast(value, tf.float32)
+               for name, value in result.scalars.items()
+               if not name.startswith('w_')}
+    grad_norm = self._apply(self.g_optimizer, grads,
+                            task.generator.trainable_variables)
+    out = _summaries(terms, total, 'g_total', grad_norm, 'g_grad_norm')
+    out.update(extra)
     return out
 
   # -- cross-replica -------------------------------------------------------
@@ -277,12 +366,12 @@ class TrainSteps:
 
   def _distributed_critic_step(self, batch, seed_index):
     return self._reduce(self.strategy.run(
-        self._critic_step_fn, args=(batch['image'], batch['mask'],
+        self._critic_update, args=(batch['image'], batch['mask'],
                                     seed_index)))
 
   def _distributed_generator_step(self, batch, guidance, adversarial):
     if guidance is not None:
       guidance = (guidance['image'], guidance['mask'])
     return self._reduce(self.strategy.run(
-        self._generator_step_fn,
+        self._generator_update,
         args=(batch['image'], batch['mask'], guidance, adversarial)))

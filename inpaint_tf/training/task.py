@@ -193,6 +193,24 @@ class InpaintingTask:
                                      lc.gamma_adv)
     return terms, pred, completed
 
+  def reweighted_losses(self, batch, adversarial: bool):
+    """The reweighter's ``loss_fn``: the generator losses of one batch.
+
+    Args:
+      batch: (images [B,H,W,3] float32 in [-1,1], masks [B,H,W,1], 1 =
+        hole), one replica's.
+      adversarial: include the critics' terms.
+
+    Returns:
+      (main, aux, terms): the weighted sum of the Eq. 10 terms [] float32,
+      the N unweighted TPL/TSL terms (``perceptual.AuxiliaryTerms``) and
+      the Eq. 10 terms by name (``generator_terms``).
+    """
+    images, masks = batch
+    terms, pred, _ = self.generator_terms(images, masks, adversarial)
+    return (weighted_sum(terms), self.auxiliary.terms(pred, images, masks),
+            terms)
+
   @property
   def auxiliary_names(self) -> Tuple[str, ...]:
     """Names of the auxiliary terms (empty without ``aux_losses``)."""
