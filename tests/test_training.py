@@ -305,7 +305,7 @@ class ResumeHygieneTest(util.TrainingTestCase):
     at_two = os.path.join(self.root, 'ckpt_at_2')
     shutil.copytree(ckpt, at_two)
     first.train(4)  # Steps 3 and 4 are logged, then "lost" with ckpt-4.
-    first.writer.flush()
+    first.logs.writer.flush()
     shutil.rmtree(ckpt)
     shutil.copytree(at_two, ckpt)
     # What a kill during a save leaves.
@@ -318,7 +318,7 @@ class ResumeHygieneTest(util.TrainingTestCase):
     self.assertEqual(int(resumed.step.numpy()), 2)
     self.assertCountEqual(os.listdir(ckpt), os.listdir(at_two))
     resumed.train(4)
-    resumed.writer.flush()
+    resumed.logs.writer.flush()
     tb = plugin_event_accumulator.EventAccumulator(os.path.join(log_dir, 'tb'))
     tb.Reload()
     tags = tb.Tags()['tensors']

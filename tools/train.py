@@ -95,7 +95,7 @@ def main(argv):
     return 1
   print(skipped.summary(), file=sys.stderr)
   print(f'trained to step {int(trainer.step.numpy())}; checkpoints in '
-        f'{trainer.manager.directory}', file=sys.stderr)
+        f'{trainer.checkpoints.directory}', file=sys.stderr)
   if trainer.eval_seconds:
     share = trainer.eval_seconds / max(trainer.train_seconds, 1e-9)
     print(f'validation: {trainer.eval_seconds:.1f} s, {100 * share:.1f}% of '

@@ -39,7 +39,6 @@ is the latest one.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -49,12 +48,12 @@ import tensorflow as tf
 from inpaint_tf import completion
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
-from inpaint_tf import ops
 from inpaint_tf import progress
 from inpaint_tf import run_dir
 from inpaint_tf import validation
 from inpaint_tf.keras_api import keras
 from inpaint_tf.training import actions
+from inpaint_tf.training import checkpoints
 from inpaint_tf.training import logs
 from inpaint_tf.training import process
 from inpaint_tf.training import steps as steps_lib
@@ -88,6 +87,11 @@ class Trainer:
       for none.
 
   Attributes:
+    task: the ``InpaintingTask`` (models and losses).
+    steps: the ``TrainSteps`` (optimisers and the distributed updates).
+    checkpoints: the run's ``checkpoints.RunCheckpoints``.
+    logs: the run's ``logs.RunLogs`` (TensorBoard, CSVs, validation).
+    restored_from: the checkpoint resumed from, or None.
     config_changes: the resumable settings that differ from the resumed
       run's (``'name: old -> new'``).
   """
@@ -102,7 +106,6 @@ class Trainer:
     self.config = config = config or config_lib.ExperimentConfig()
     self.strategy = strategy or process.make_strategy(config.train.strategy)
     self.progress_stream = progress_stream
-    self.validation_set = validation_set
     self.is_chief = process.is_chief(self.strategy)
     task_lib.check_fits(config, self.strategy.num_replicas_in_sync)
     if validation_set is not None:
@@ -112,14 +115,39 @@ class Trainer:
                          f'{config.train.image_size}, got {size}')
     self.config_changes = run_dir.record_config(log_dir, config,
                                                 write=self.is_chief)
+    self._build()
+    self.checkpoints = self._make_checkpoints()
+    self.restored_from = self.checkpoints.restore()
+    self.logs = logs.RunLogs(
+        log_dir, self.task, config, self.is_chief,
+        validation_set, int(self.step.numpy()) if self.restored_from else None)
+    self._predict_fn = tf.function(self._predict, autograph=False)
+    self._complete_fn = tf.function(
+        functools.partial(completion.complete_uint8, self._predict),
+        autograph=False)
+    # Seconds spent in training steps (for the validation's overhead).
+    self.train_seconds = 0.0
+    self._stream = None
+    self._stop_signal = None
+    self._stop_vote = process.StopVote(self.strategy)
+    # The phase (adversarial or not) of the last step, and the seconds per
+    # step of the last window without tracing (for the ETA).
+    self._phase = None
+    self._seconds_per_step = None
 
+  # -------------------------------------------------------------- set-up
+
+  def _build(self) -> None:
+    """The task, its steps and the counters, under the strategy's scope
+    (and the mixed-precision policy, if any)."""
     policy = keras.mixed_precision.global_policy()
-    if config.train.mixed_precision:
+    if self.config.train.mixed_precision:
       keras.mixed_precision.set_global_policy('mixed_float16')
     try:
       with self.strategy.scope():
-        self.task = task_lib.InpaintingTask(config)
-        self.steps = steps_lib.TrainSteps(self.task, self.strategy, config)
+        self.task = task_lib.InpaintingTask(self.config)
+        self.steps = steps_lib.TrainSteps(self.task, self.strategy,
+                                          self.config)
         # Counters are the same on every replica (updated in cross-replica
         # context only).
         self.step = tf.Variable(
@@ -131,79 +159,18 @@ class Trainer:
     finally:
       keras.mixed_precision.set_global_policy(policy)
 
+  def _make_checkpoints(self) -> checkpoints.RunCheckpoints:
+    """The checkpoints of everything that trains."""
     task, steps = self.task, self.steps
     trackables = dict(
         step=self.step, batches=self.batches, generator=task.generator,
         local_critic=task.local_critic, global_critic=task.global_critic,
         g_optimizer=steps.g_optimizer, d_optimizer=steps.d_optimizer)
-    if self.task.reweighter is not None:
-      trackables['reweighter'] = self.task.reweighter
-    self.checkpoint = tf.train.Checkpoint(**trackables)
-    if self.is_chief:
-      run_dir.save_generator_config(self.task.generator, log_dir)
-    # ``<log_dir>/ckpt`` (the tools' --checkpoint_dir is the run directory).
-    self.ckpt_dir = os.path.join(log_dir, run_dir.CHECKPOINT_SUBDIR)
-    ckpt_dir = self.ckpt_dir
-    if not self.is_chief:
-      # Every worker must take part in saving; only the chief's copy stays.
-      task_id = self.strategy.cluster_resolver.task_id
-      ckpt_dir = os.path.join(log_dir, f'.ckpt_worker{task_id}')
-    self.manager = tf.train.CheckpointManager(
-        self.checkpoint, ckpt_dir, max_to_keep=config.train.keep_checkpoints)
-    self.restored_from = self._restore()
-
-    if self.is_chief:
-      tb_dir = os.path.join(log_dir, run_dir.TENSORBOARD_SUBDIR)
-      if self.restored_from:
-        run_dir.write_restart_event(tb_dir, int(self.step.numpy()) + 1)
-      self.writer = tf.summary.create_file_writer(tb_dir)
-    else:
-      self.writer = tf.summary.create_noop_writer()
-    self.weights_log = None
-    if self.task.reweighter is not None and self.is_chief:
-      self.weights_log = logs.WeightsLog(
-          os.path.join(log_dir, run_dir.WEIGHTS_CSV),
-          ['w_' + n for n in self.task.auxiliary_names])
-    self.run_validation = None
-    if self.validating:
-      self.run_validation = validation.RunValidation(
-          validation_set, log_dir, config.model.variant, self.is_chief)
-    self._predict_fn = tf.function(self._predict, autograph=False)
-    self._complete_fn = tf.function(
-        functools.partial(completion.complete_uint8, self._predict),
-        autograph=False)
-    # Seconds spent in ``validate`` and in training steps (for the overhead).
-    self.eval_seconds = 0.0
-    self.train_seconds = 0.0
-    self._stream = None
-    self._vis_batch = None
-    self._stop_signal = None
-    # The phase (adversarial or not) of the last step, and the seconds per
-    # step of the last window without tracing (for the ETA).
-    self._phase = None
-    self._seconds_per_step = None
-
-  # -------------------------------------------------------------- set-up
-
-  def _restore(self) -> Optional[str]:
-    # Every worker restores the chief's latest checkpoint: the others save
-    # to temporary directories that each save removes again, and a
-    # non-chief removes what a killed save left of its own.
-    if self.is_chief:
-      run_dir.remove_stale_checkpoint_files(self.ckpt_dir)
-    elif tf.io.gfile.exists(self.manager.directory):
-      tf.io.gfile.rmtree(self.manager.directory)
-    path = tf.train.latest_checkpoint(self.ckpt_dir)
-    if path is None:
-      return None
-    status = self.checkpoint.restore(path)
-    try:
-      status.assert_existing_objects_matched()
-    except AssertionError as e:
-      raise ValueError(f'log_dir: checkpoint {path} does not match this '
-                       f'configuration ({str(e).splitlines()[0]}); use a new '
-                       '--log_dir') from None
-    return path
+    if task.reweighter is not None:
+      trackables['reweighter'] = task.reweighter
+    return checkpoints.RunCheckpoints(
+        self.log_dir, trackables, self.strategy, self.is_chief,
+        self.config.train.keep_checkpoints)
 
   # --------------------------------------------------------------- steps
 
@@ -313,49 +280,21 @@ class Trainer:
     return stream_lib.BatchStream(self.dataset_fn, self.strategy,
                                   self.batches)
 
-  # ----------------------------------------------------------- summaries
+  # ---------------------------------------------------------- validation
 
   def _predict(self, masked, masks):
     return tf.cast(self.task.generator((masked, masks), training=False),
                    tf.float32)
 
-  def _write_images(self, step: int) -> None:
-    if self._vis_batch is None:
-      # A fixed batch (the stream's first), so the grids show progress.
-      batch = next(iter(self.dataset_fn(0).take(1)))
-      n = self.config.train.max_images
-      self._vis_batch = (batch['image'][:n], batch['mask'][:n])
-    images, masks = self._vis_batch
-    masked = images * (1.0 - masks)
-    pred = self._predict_fn(masked, masks)
-    completed = ops.composite(pred, images, masks)
-    with self.writer.as_default():
-      tf.summary.image('masked|output|completed|truth',
-                       logs.image_grid(masked, pred, completed, images),
-                       step=step, max_outputs=self.config.train.max_images)
-
-  def _aux_weights(self, scalars) -> Optional[tf.Tensor]:
-    """[N] the step's auxiliary weights, for ``weights.csv`` (or None)."""
-    if self.weights_log is None:
-      return None
-    return tf.stack([tf.cast(scalars[f'{n}/weight'], tf.float32)
-                     for n in self.task.auxiliary_names])
-
-  def _log_aux_weights(self, rows) -> None:
-    """Appends ``[(step, weights)]`` to ``weights.csv`` and TensorBoard."""
-    for step, weights in rows:
-      self.weights_log.append(step, weights)
-      with self.writer.as_default():
-        for name, w in zip(self.task.auxiliary_names, weights):
-          tf.summary.scalar(f'aux_weight/w_{name}', w, step=step)
-
-  # ---------------------------------------------------------- validation
-
   @property
   def validating(self) -> bool:
     """Whether ``train`` scores the generator on held-out crops."""
-    return (self.validation_set is not None
-            and self.config.train.eval_every > 0)
+    return self.logs.run_validation is not None
+
+  @property
+  def eval_seconds(self) -> float:
+    """Seconds spent in ``validate``."""
+    return self.logs.eval_seconds
 
   def complete(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Completes images with the generator, a training batch at a time.
@@ -386,35 +325,14 @@ class Trainer:
     Returns:
       The generator's scores (``validation.Scores``).
     """
-    t0 = time.perf_counter()
-    scores, rows = self.run_validation.run(step, self.complete)
-    with self.writer.as_default():
-      for _, method, mask_type, metric, value in rows:
-        tf.summary.scalar(f'eval/{method}/{mask_type}/{metric}', value,
-                          step=step)
-    self.eval_seconds += time.perf_counter() - t0
-    return scores
+    return self.logs.validate(step, self.complete)
 
   # ---------------------------------------------------------------- loop
 
-  def save(self) -> Optional[str]:
-    """Writes a checkpoint of the current step; returns its path (chief)."""
-    path = self.manager.save(checkpoint_number=self.step)
-    if not self.is_chief:
-      tf.io.gfile.rmtree(self.manager.directory)
-      return None
-    return path
-
-  def _resume_logs(self, step: int) -> bool:
-    """Drops log rows after ``step``; returns whether this run validates."""
-    if self.weights_log is not None:
-      self.weights_log.truncate_after(step)
-    validate = self.validating and self.run_validation.log is not None
-    # A resumed run repeats the evaluations after its checkpoint.
-    if (validate and self.run_validation.resume(step)
-        and step % self.config.train.eval_every == 0):
-      self.validate(step)
-    return validate
+  def save(self) -> str:
+    """Writes a checkpoint of the current step (every worker must call it);
+    returns its path."""
+    return self.checkpoints.save(self.step)
 
   def train(self, max_steps: Optional[int] = None) -> Dict[str, float]:
     """Trains until the step counter reaches ``max_steps``.
@@ -448,7 +366,7 @@ class Trainer:
       return {}
     if self._stream is None:
       self._stream = self.iterator()
-    run = actions.Run(max_steps, self._resume_logs(step))
+    run = actions.Run(max_steps, self.logs.resume(step, self.complete))
     if self.progress_stream is not False and self.is_chief:
       run.bar = progress.ProgressBar(max_steps, stream=self.progress_stream,
                                      every=tc.log_every)
@@ -462,18 +380,18 @@ class Trainer:
         self._phase = self.is_adversarial(step)
         last = self.train_step(self._stream, step)
         step += 1
-        run.window.scalars.add(last, step, self._aux_weights(last))
-        stopping = self._stop_signal is not None
+        run.window.scalars.add(last, step, self.logs.aux_weights(last))
+        signum = self._stop_vote(self._stop_signal)
         for action in after_step:
-          if action.due(step, step == max_steps, stopping):
+          if action.due(step, step == max_steps, signum is not None):
             action.run(step)
-        if stopping:
-          raise process.TrainingInterrupted(self._stop_signal, step,
-                                            self.manager.latest_checkpoint)
+        if signum is not None:
+          raise process.TrainingInterrupted(signum, step,
+                                            self.checkpoints.latest)
     finally:
       if run.bar is not None:
         run.bar.close()
-      self.writer.flush()
+      self.logs.writer.flush()
     return {k: float(v) for k, v in last.items()}
 
   def _actions(self, run: actions.Run) -> List[actions.Action]:
@@ -488,7 +406,10 @@ class Trainer:
         actions.Action('scalars', (tc.log_every, tc.checkpoint_every),
                        lambda step: self._close_window(run, step),
                        at_stop=True),
-        actions.Action('images', (tc.image_every,), self._write_images)]
+        actions.Action('images', (tc.image_every,), functools.partial(
+            self.logs.write_images,
+            first_batch=lambda: next(iter(self.dataset_fn(0).take(1))),
+            predict=self._predict_fn))]
     if run.validate:
       out.append(actions.Action('validation', (tc.eval_every,),
                                 self.validate))
@@ -504,7 +425,7 @@ class Trainer:
     seconds = (time.perf_counter() - window.start -
                (self.eval_seconds - window.eval_seconds))
     self.train_seconds += seconds
-    steps_lib.check_finite(means, step, self.manager.latest_checkpoint,
+    steps_lib.check_finite(means, step, self.checkpoints.latest,
                            self.config.train.mixed_precision,
                            first_step=window.first_step + 1)
     images = ((self._stream.position - window.position) *
@@ -512,20 +433,19 @@ class Trainer:
     means['perf/images_per_sec'] = images / max(seconds, 1e-9)
     if not window.traced or self._seconds_per_step is None:
       self._seconds_per_step = seconds / (step - window.first_step)
-    if rows:
-      self._log_aux_weights(rows)
+    self.logs.write_window(step, means, rows)
     if run.bar is not None:
       run.bar.update(step, logs.bar_scalars(means),
                      means['perf/images_per_sec'],
                      (run.max_steps - step) * self._seconds_per_step)
-    with self.writer.as_default():
-      logs.write_scalars(step, means)
     run.window = actions.Window(step, self._stream.position,
                                 self.eval_seconds)
 
   def request_stop(self, signum: int) -> None:
     """Asks ``train`` to checkpoint and stop after the current step.
 
-    Safe to call from a signal handler (it only records ``signum``).
+    Under ``multi_worker`` every worker stops, after the next step
+    (``process.StopVote``). Safe to call from a signal handler (it only
+    records ``signum``).
     """
     self._stop_signal = signum

@@ -6,6 +6,7 @@ import contextlib
 import signal
 from typing import Iterator, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
@@ -41,7 +42,9 @@ def stop_on_signals(trainer,
 
   SIGTERM (what schedulers send before killing a job) and SIGINT (Ctrl-C)
   let the current step finish; ``Trainer.train`` then writes a checkpoint
-  and raises ``TrainingInterrupted``. A second signal of the same kind acts
+  and raises ``TrainingInterrupted`` (under ``multi_worker``, every worker
+  does, one step later, when any of them received the signal:
+  ``StopVote``). A second signal of the same kind acts
   at once, as if no handler were installed. The previous handlers come back
   when the block ends. Main thread only (Python's signal rule).
   """
@@ -59,6 +62,55 @@ def stop_on_signals(trainer,
   finally:
     for s, old in previous.items():
       signal.signal(s, old)
+
+
+class StopVote:
+  """After each step: whether to stop, the same answer in every process.
+
+  With one process (one device, or ``MirroredStrategy``) the answer is the
+  signal this process received, at once. Under
+  ``MultiWorkerMirroredStrategy`` a signal may reach one worker only (a
+  scheduler pre-empting one machine), yet every worker must stop after the
+  same step and take part in its checkpoint: each worker votes after every
+  step with the signal it received, the votes are summed over the workers
+  by a collective, and the sum is read one step later. Every worker then
+  reads the same sum after the same step, and the host only waits for the
+  previous step's vote, never for the step it has just queued.
+
+  Args:
+    strategy: the trainer's strategy.
+  """
+
+  def __init__(self, strategy: tf.distribute.Strategy):
+    self._strategy = strategy
+    self._multi_worker = isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    self._pending = None  # The summed votes of the previous step.
+    self._sum = tf.function(self._sum_votes, autograph=False)
+
+  def _sum_votes(self, votes: tf.Tensor) -> tf.Tensor:
+    """[NSIG] float32 one-hot vote -> [NSIG] votes summed over replicas."""
+    per_replica = self._strategy.run(tf.identity, args=(votes,))
+    return self._strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
+                                 axis=None)
+
+  def __call__(self, signum: Optional[int]) -> Optional[int]:
+    """Votes ``signum`` (None: no signal); returns the signal to stop for.
+
+    Under ``MultiWorkerMirroredStrategy`` the answer is that of the
+    previous call's votes: the lowest-numbered signal any worker received,
+    or None (go on). Call it once after every step, in every worker.
+    """
+    if not self._multi_worker:
+      return signum
+    votes = np.zeros([signal.NSIG], np.float32)
+    if signum is not None:
+      votes[signum] = 1.0
+    previous, self._pending = self._pending, self._sum(tf.constant(votes))
+    if previous is None:
+      return None
+    received = np.flatnonzero(previous.numpy())
+    return int(received[0]) if received.size else None
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
