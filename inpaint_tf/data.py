@@ -51,6 +51,7 @@ import tensorflow as tf
 from inpaint_tf import config as config_lib
 from inpaint_tf import demo_images
 from inpaint_tf import image_io
+from inpaint_tf import mask_folder
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import ops
 
@@ -432,7 +433,7 @@ def make_dataset_fn(config: config_lib.ExperimentConfig,
     if not m.mask_dir:
       raise ValueError("mask_dir: expected a folder of masks for mask_type "
                        "'folder', got none")
-    folder = masks_lib.MaskFolder(m.mask_dir, argument='mask_dir')
+    folder = mask_folder.MaskFolder(m.mask_dir, argument='mask_dir')
     mask_spec = masks_lib.make_mask_fn(m, t.image_size, t.image_size, folder)
   elif m.mask_dir:
     raise ValueError(f"mask_dir: only used with mask_type 'folder', got "
