@@ -8,13 +8,9 @@ code the papers build on (DeepFill v1, GMCNN); nothing else in the package
 repeats them.
 
 Field names are unique across the sections, and each field is the
-command-line flag of the same name (``config_flags``), with its help text
-and choices taken from the field's metadata. Fields marked ``scaled`` are
-sizes in pixels at the papers' 256x256 resolution: unless set explicitly
-they follow ``image_size`` (``ExperimentConfig.scaled``). Fields marked
-``resumable`` may change when a run resumes (the schedule, cadence, paths);
-every other field describes the model, its losses or its data and must stay
-(``resume_conflicts``).
+command-line flag of the same name (``config_flags``). How a field is
+declared (help text, choices, ranges, ``scaled`` and ``resumable``) is
+``config_fields``'s.
 """
 
 from __future__ import annotations
@@ -22,7 +18,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+
+from inpaint_tf.config_fields import PAPER_IMAGE_SIZE
+from inpaint_tf.config_fields import Section
+from inpaint_tf.config_fields import field
+from inpaint_tf.config_fields import scaled_size
 
 GENERATOR_VARIANTS = ('snet', 'penet', 'gepenet')
 # 'mixed': a square hole or free-form strokes, each with probability 1/2.
@@ -40,120 +41,79 @@ VGG_CONVENTIONS = ('torchvision', 'keras_caffe')
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
 # Seeds seed NumPy and TensorFlow, which take 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
-# The resolution of the papers; ``scaled`` sizes are given at it.
-PAPER_IMAGE_SIZE = 256
-
-
-def _field(default: Any, help: str, *,
-           choices: Optional[Tuple[str, ...]] = None, scaled: bool = False,
-           resumable: bool = False, minimum: Optional[float] = None,
-           maximum: Optional[float] = None) -> Any:
-  """A config field with its flag's help text and constraints.
-
-  Args:
-    default: the paper's (or original code's) value.
-    help: the flag's help text.
-    choices: allowed values of a string field.
-    scaled: a size in pixels at ``PAPER_IMAGE_SIZE`` that follows
-      ``image_size`` unless set.
-    resumable: may differ when a run resumes.
-    minimum: smallest allowed value of a number.
-    maximum: largest allowed value of a number.
-  """
-  # pylint: disable=redefined-builtin
-  return dataclasses.field(default=default, metadata=dict(
-      help=help, choices=choices, scaled=scaled, resumable=resumable,
-      minimum=minimum, maximum=maximum))
-
-
-class _Section:
-  """Checks the choices and ranges of its fields when it is made."""
-
-  def __post_init__(self):
-    for f in dataclasses.fields(self):
-      value = getattr(self, f.name)
-      choices, minimum = f.metadata['choices'], f.metadata['minimum']
-      if choices is not None and value not in choices:
-        raise ValueError(f'{f.name}: expected one of {choices}, got '
-                         f'{value!r}')
-      if minimum is not None and value is not None and not value >= minimum:
-        raise ValueError(f'{f.name}: expected >= {minimum}, got {value!r}')
-      maximum = f.metadata['maximum']
-      if maximum is not None and value is not None and not value <= maximum:
-        raise ValueError(f'{f.name}: expected <= {maximum}, got {value!r}')
 
 
 @dataclasses.dataclass(frozen=True)
-class GeneratorConfig(_Section):
+class GeneratorConfig(Section):
   """Generator architecture (SPEC 4.2)."""
-  variant: str = _field('gepenet', 'snet (no perception, IGL, ASPC), penet '
-                        '(no IGL) or gepenet.', choices=GENERATOR_VARIANTS)
-  cnum: int = _field(32, 'Generator width (channels of E1 / 2).', minimum=1)
-  aspc: bool = _field(True, 'Atrous separable pyramid convolution '
-                      '(penet/gepenet).')
-  aspc_rates: Tuple[int, ...] = _field((2, 4, 8, 16),
-                                       'Dilation rates of the ASPC branches.')
-  attention_rates: Tuple[int, ...] = _field(
+  variant: str = field('gepenet', 'snet (no perception, IGL, ASPC), penet '
+                       '(no IGL) or gepenet.', choices=GENERATOR_VARIANTS)
+  cnum: int = field(32, 'Generator width (channels of E1 / 2).', minimum=1)
+  aspc: bool = field(True, 'Atrous separable pyramid convolution '
+                     '(penet/gepenet).')
+  aspc_rates: Tuple[int, ...] = field((2, 4, 8, 16),
+                                      'Dilation rates of the ASPC branches.')
+  attention_rates: Tuple[int, ...] = field(
       (2, 1, 1), 'Contextual attention rate of E3, E4, E5.')
 
 
 @dataclasses.dataclass(frozen=True)
-class AttentionConfig(_Section):
+class AttentionConfig(Section):
   """Contextual attention (DeepFill v1 defaults)."""
-  attention_ksize: int = _field(3, 'Contextual attention patch size.',
+  attention_ksize: int = field(3, 'Contextual attention patch size.',
+                               minimum=1)
+  attention_stride: int = field(1, 'Contextual attention patch stride.',
                                 minimum=1)
-  attention_stride: int = _field(1, 'Contextual attention patch stride.',
-                                 minimum=1)
-  attention_fuse_k: int = _field(3, 'Contextual attention fusion kernel '
-                                 'size.', minimum=1)
-  attention_softmax_scale: float = _field(10.0, 'Contextual attention '
-                                          'softmax scale.')
-  attention_fuse: bool = _field(True, 'Fuse contextual attention scores '
-                                '(DeepFill).')
+  attention_fuse_k: int = field(3, 'Contextual attention fusion kernel '
+                                'size.', minimum=1)
+  attention_softmax_scale: float = field(10.0, 'Contextual attention '
+                                         'softmax scale.')
+  attention_fuse: bool = field(True, 'Fuse contextual attention scores '
+                               '(DeepFill).')
   # The generator keeps p's output only inside the hole; computing only
   # there gives the same values with time and memory that follow the hole
   # (layers/query_attention.py). The full computation compiles with XLA.
-  attention_hole_only: bool = _field(
+  attention_hole_only: bool = field(
       True, 'Compute contextual attention only inside the hole (same '
       'values; memory grows with the image, not its square). False computes '
       'every position, which XLA can compile.', resumable=True)
 
 
 @dataclasses.dataclass(frozen=True)
-class LossConfig(_Section):
+class LossConfig(Section):
   """Loss weights and options (GEPE-Net Eq. 10, GMCNN)."""
-  gamma_igl: float = _field(0.08, 'Weight of the iterative guidance loss '
-                            '(gepenet).')
-  gamma_adv: float = _field(0.01, 'Weight of each adversarial term (local, '
-                            'global).')
-  gamma_svw: float = _field(1.0, 'Weight of the spatial-variant-weight L1 '
-                            'loss.')
+  gamma_igl: float = field(0.08, 'Weight of the iterative guidance loss '
+                           '(gepenet).')
+  gamma_adv: float = field(0.01, 'Weight of each adversarial term (local, '
+                           'global).')
+  gamma_svw: float = field(1.0, 'Weight of the spatial-variant-weight L1 '
+                           'loss.')
   # GMCNN's known-region L1 term (``ae_loss``); the paper's Eq. 10 has none.
-  gamma_ae: float = _field(0.0, "Weight of GMCNN's known-region L1 (0 = off, "
-                           'as in Eq. 10).')
-  theta_gp: float = _field(10.0, 'Gradient penalty weight.')
+  gamma_ae: float = field(0.0, "Weight of GMCNN's known-region L1 (0 = off, "
+                          'as in Eq. 10).')
+  theta_gp: float = field(10.0, 'Gradient penalty weight.')
   # Eq. 4-6 write no stop-gradient; with one the IGL diverges in training
   # from scratch (docs/training_study.md), see losses.iterative_guidance_loss.
-  igl_stop_gradient: bool = _field(False, 'Treat the IGL targets E_i(Igt) '
-                                   'as constants.')
+  igl_stop_gradient: bool = field(False, 'Treat the IGL targets E_i(Igt) '
+                                  'as constants.')
   # GMCNN's: the spatial-variant L1 averaged over each hole's bounding box
   # (losses.svw_reconstruction_loss); the paper's weights assume it.
-  svw_normalization: str = _field(
+  svw_normalization: str = field(
       'hole_bbox', "What the spatial-variant L1 is averaged over: each hole's "
       'bounding box (GMCNN) or the whole image.', choices=SVW_NORMALIZATIONS)
-  svw_size: int = _field(64, 'Kernel size of the confidence propagation '
-                         '(M_w).', scaled=True, minimum=1)
-  svw_sigma: float = _field(1.0 / 40.0, 'M_w kernel sigma.')
-  svw_iterations: int = _field(7, 'M_w propagation iterations.', minimum=1)
-  aux_losses: str = _field('none', 'Auxiliary generator losses: none, or TPL '
-                           '+ TSL on VGG-16 features.', choices=AUX_LOSSES)
-  vgg_convention: str = _field(
+  svw_size: int = field(64, 'Kernel size of the confidence propagation '
+                        '(M_w).', scaled=True, minimum=1)
+  svw_sigma: float = field(1.0 / 40.0, 'M_w kernel sigma.')
+  svw_iterations: int = field(7, 'M_w propagation iterations.', minimum=1)
+  aux_losses: str = field('none', 'Auxiliary generator losses: none, or TPL '
+                          '+ TSL on VGG-16 features.', choices=AUX_LOSSES)
+  vgg_convention: str = field(
       'torchvision', "VGG-16 of TPL/TSL: torchvision's ImageNet weights fed "
       "[-1,1] RGB, as AWA's trainer (a .npz from tools.convert_vgg), or "
       "keras_caffe: Keras' Caffe-converted weights fed BGR 0-255 minus the "
       'ImageNet mean (another loss scale than the paper weights assume).',
       choices=VGG_CONVENTIONS)
-  vgg_weights: Optional[str] = _field(
+  vgg_weights: Optional[str] = field(
       'imagenet', "VGG-16 weights for TPL/TSL: 'imagenet' (the Keras cache "
       "file of the convention, vgg16_torchvision.npz or Keras' "
       'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5) or a path to '
@@ -161,36 +121,36 @@ class LossConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class CriticConfig(_Section):
+class CriticConfig(Section):
   """Local and global WGAN critics (Tables I and II)."""
-  local_filters: Tuple[int, ...] = _field(
+  local_filters: Tuple[int, ...] = field(
       (64, 128, 256, 512), 'Filters of the local critic convolutions.')
-  global_filters: Tuple[int, ...] = _field(
+  global_filters: Tuple[int, ...] = field(
       (64, 128, 256, 256), 'Filters of the global critic convolutions.')
-  local_size: int = _field(128, 'Input side of the local critic (hole '
-                           'bounding box resized to it).', scaled=True,
-                           minimum=1)
+  local_size: int = field(128, 'Input side of the local critic (hole '
+                          'bounding box resized to it).', scaled=True,
+                          minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimizerConfig(_Section):
+class OptimizerConfig(Section):
   """Adam for generator and critics (GEPE-Net Sec. IV), and the schedule."""
-  learning_rate: float = _field(1e-4, 'Adam learning rate (G and D).',
-                                resumable=True)
+  learning_rate: float = field(1e-4, 'Adam learning rate (G and D).',
+                               resumable=True)
   # GMCNN fine-tunes its reconstruction-pretrained network adversarially at
   # 1e-5.
-  adversarial_learning_rate: Optional[float] = _field(
+  adversarial_learning_rate: Optional[float] = field(
       None, 'Adam learning rate (G and D) once the critics train; default: '
       '--learning_rate.', resumable=True)
-  lr_half_life: int = _field(0, 'Steps over which the learning rates halve '
-                             '(exponential decay); 0 = constant (the '
-                             "paper's).", resumable=True, minimum=0)
-  beta_1: float = _field(0.5, 'Adam beta_1.', resumable=True)
-  beta_2: float = _field(0.9, 'Adam beta_2.', resumable=True)
-  n_critic: int = _field(5, 'Critic updates per generator update.',
-                         resumable=True, minimum=1)
-  pretrain_steps: int = _field(0, 'Reconstruction-only steps (no critics) at '
-                               'the start.', resumable=True, minimum=0)
+  lr_half_life: int = field(0, 'Steps over which the learning rates halve '
+                            '(exponential decay); 0 = constant (the '
+                            "paper's).", resumable=True, minimum=0)
+  beta_1: float = field(0.5, 'Adam beta_1.', resumable=True)
+  beta_2: float = field(0.9, 'Adam beta_2.', resumable=True)
+  n_critic: int = field(5, 'Critic updates per generator update.',
+                        resumable=True, minimum=1)
+  pretrain_steps: int = field(0, 'Reconstruction-only steps (no critics) at '
+                              'the start.', resumable=True, minimum=0)
 
   def __post_init__(self):
     super().__post_init__()
@@ -201,66 +161,66 @@ class OptimizerConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class MaskConfig(_Section):
+class MaskConfig(Section):
   """Hole generation (GMCNN's random_bbox/bbox2mask, free-form strokes)."""
-  mask_type: str = _field('square', 'Hole generator.', choices=MASK_TYPES)
-  mask_dir: Optional[str] = _field(None, 'Folder or file list of mask images '
-                                   'for --mask_type=folder.', resumable=True)
-  hole_size: int = _field(128, 'Side of the square hole.', scaled=True,
-                          minimum=0)
-  margin: int = _field(0, 'Margin between the square hole and the border.',
-                       scaled=True, minimum=0)
-  max_delta: int = _field(32, 'Largest random shrink of the square hole.',
-                          scaled=True, minimum=0)
-  ff_max_vertex: int = _field(16, 'Free-form strokes: most vertices per '
-                              'stroke.', minimum=1)
-  ff_max_length: int = _field(80, 'Free-form strokes: longest segment.',
-                              scaled=True, minimum=0)
-  ff_max_brush_width: int = _field(20, 'Free-form strokes: widest brush.',
-                                   scaled=True, minimum=0)
-  ff_max_angle: int = _field(360, 'Free-form strokes: largest turn '
-                             '(degrees).')
-  ff_parts: int = _field(8, 'Free-form strokes: strokes per mask.', minimum=1)
+  mask_type: str = field('square', 'Hole generator.', choices=MASK_TYPES)
+  mask_dir: Optional[str] = field(None, 'Folder or file list of mask images '
+                                  'for --mask_type=folder.', resumable=True)
+  hole_size: int = field(128, 'Side of the square hole.', scaled=True,
+                         minimum=0)
+  margin: int = field(0, 'Margin between the square hole and the border.',
+                      scaled=True, minimum=0)
+  max_delta: int = field(32, 'Largest random shrink of the square hole.',
+                         scaled=True, minimum=0)
+  ff_max_vertex: int = field(16, 'Free-form strokes: most vertices per '
+                             'stroke.', minimum=1)
+  ff_max_length: int = field(80, 'Free-form strokes: longest segment.',
+                             scaled=True, minimum=0)
+  ff_max_brush_width: int = field(20, 'Free-form strokes: widest brush.',
+                                  scaled=True, minimum=0)
+  ff_max_angle: int = field(360, 'Free-form strokes: largest turn '
+                            '(degrees).')
+  ff_parts: int = field(8, 'Free-form strokes: strokes per mask.', minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
-class AWAConfig(_Section):
+class AWAConfig(Section):
   """Tunable auxiliary losses and their reweighting (AWA paper, authors' code)."""
-  reweight: str = _field('fixed', 'Reweighting of the auxiliary terms '
-                         '(fixed: the standard perceptual and style losses).',
-                         choices=REWEIGHTERS)
-  perceptual_base: float = _field(0.1, 'Initial weight of each perceptual '
-                                  'term.')
-  perceptual_scale: float = _field(20.0, 'Perceptual weights range over (0, '
-                                   'base * scale).')
-  style_base: float = _field(250.0, 'Initial weight of each style term.')
-  style_scale: float = _field(3.0, 'Style weights range over (0, base * '
-                              'scale).')
-  lookahead_steps: int = _field(1, "AWA's look-ahead steps K.", minimum=1)
-  guidance: str = _field('lpips', "AWA's guidance metric.",
-                         choices=GUIDANCE_METRICS)
-  lpips_weights: Optional[str] = _field(
+  reweight: str = field('fixed', 'Reweighting of the auxiliary terms '
+                        '(fixed: the standard perceptual and style losses).',
+                        choices=REWEIGHTERS)
+  perceptual_base: float = field(0.1, 'Initial weight of each perceptual '
+                                 'term.')
+  perceptual_scale: float = field(20.0, 'Perceptual weights range over (0, '
+                                  'base * scale).')
+  style_base: float = field(250.0, 'Initial weight of each style term.')
+  style_scale: float = field(3.0, 'Style weights range over (0, base * '
+                             'scale).')
+  lookahead_steps: int = field(1, "AWA's look-ahead steps K.", minimum=1)
+  guidance: str = field('lpips', "AWA's guidance metric.",
+                        choices=GUIDANCE_METRICS)
+  lpips_weights: Optional[str] = field(
       None, 'LPIPS .npz (tools/convert_lpips.py) for AWA with '
       '--guidance=lpips.', resumable=True)
-  awa_lr: float = _field(1e-3, 'AdamW learning rate of phi.')
-  awa_beta_1: float = _field(0.5, 'AdamW beta_1 of phi.')
-  awa_beta_2: float = _field(0.9, "AdamW beta_2 of phi (the paper says 0.999, "
-                             "the authors' code 0.9).")
-  awa_weight_decay: float = _field(0.2, 'AdamW weight decay of phi.')
+  awa_lr: float = field(1e-3, 'AdamW learning rate of phi.')
+  awa_beta_1: float = field(0.5, 'AdamW beta_1 of phi.')
+  awa_beta_2: float = field(0.9, "AdamW beta_2 of phi (the paper says 0.999, "
+                            "the authors' code 0.9).")
+  awa_weight_decay: float = field(0.2, 'AdamW weight decay of phi.')
   # PyTorch's AdamW epsilon, which the authors use.
-  awa_epsilon: float = _field(1e-8, 'AdamW epsilon of phi.')
-  awa_all_parameters: bool = _field(
+  awa_epsilon: float = field(1e-8, 'AdamW epsilon of phi.')
+  awa_all_parameters: bool = field(
       False, 'AWA/GradNorm/GradSim gradients over all generator parameters '
       'instead of its output layer.')
-  reuse_generator_gradient: bool = _field(
+  reuse_generator_gradient: bool = field(
       False, 'AWA: update the generator with the weights from before the '
       "step's phi update and reuse its gradient as the look-ahead direction "
       '(one backward pass through VGG fewer; the weights lag Algorithm 1 by '
       'one step).')
-  adaloss_momentum: float = _field(0.99, "AdaLoss's running-mean momentum "
-                                   '(Hu et al.).')
-  gradnorm_alpha: float = _field(1.5, "GradNorm's restoring-force exponent "
-                                 '(Chen et al., 1.5 in their NYUv2 runs).')
+  adaloss_momentum: float = field(0.99, "AdaLoss's running-mean momentum "
+                                  '(Hu et al.).')
+  gradnorm_alpha: float = field(1.5, "GradNorm's restoring-force exponent "
+                                '(Chen et al., 1.5 in their NYUv2 runs).')
 
   @property
   def phi_init(self) -> Tuple[float, float]:
@@ -270,71 +230,71 @@ class AWAConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig(_Section):
+class TrainConfig(Section):
   """The run: resolution, batch, length, cadence, devices, validation.
 
   ``image_size`` is the papers' resolution; ``batch_size`` and ``max_steps``
   are GMCNN's training defaults (``options/train_options.py``), which the
   GEPE-Net paper does not state.
   """
-  image_size: int = _field(PAPER_IMAGE_SIZE, 'Training resolution (square; '
-                           'a multiple of 16).', minimum=1)
-  batch_size: int = _field(16, 'Global batch size (split over replicas).',
+  image_size: int = field(PAPER_IMAGE_SIZE, 'Training resolution (square; '
+                          'a multiple of 16).', minimum=1)
+  batch_size: int = field(16, 'Global batch size (split over replicas).',
+                          resumable=True, minimum=1)
+  max_steps: int = field(40000, 'Generator updates in total (a resumed run '
+                         'continues).', resumable=True, minimum=1)
+  seed: int = field(0, 'Random seed.', minimum=0, maximum=MAX_SEED)
+  log_every: int = field(10, 'Steps between TensorBoard scalars (averaged '
+                         'over them).', resumable=True, minimum=1)
+  image_every: int = field(500, 'Steps between TensorBoard image grids.',
                            resumable=True, minimum=1)
-  max_steps: int = _field(40000, 'Generator updates in total (a resumed run '
-                          'continues).', resumable=True, minimum=1)
-  seed: int = _field(0, 'Random seed.', minimum=0, maximum=MAX_SEED)
-  log_every: int = _field(10, 'Steps between TensorBoard scalars (averaged '
-                          'over them).', resumable=True, minimum=1)
-  image_every: int = _field(500, 'Steps between TensorBoard image grids.',
-                            resumable=True, minimum=1)
-  checkpoint_every: int = _field(1000, 'Steps between checkpoints.',
-                                 resumable=True, minimum=1)
-  keep_checkpoints: int = _field(5, 'Checkpoints kept.', resumable=True,
-                                 minimum=1)
-  max_images: int = _field(4, 'Samples in each TensorBoard image grid.',
-                           resumable=True, minimum=1)
-  strategy: str = _field('default', 'tf.distribute strategy.',
-                         choices=STRATEGIES, resumable=True)
-  mixed_precision: bool = _field(False, 'mixed_float16 with loss scaling '
-                                 '(GPUs).')
-  deterministic: bool = _field(False, 'Enable TensorFlow op determinism '
-                               '(bit-reproducible runs).', resumable=True)
-  jit_compile: bool = _field(
+  checkpoint_every: int = field(1000, 'Steps between checkpoints.',
+                                resumable=True, minimum=1)
+  keep_checkpoints: int = field(5, 'Checkpoints kept.', resumable=True,
+                                minimum=1)
+  max_images: int = field(4, 'Samples in each TensorBoard image grid.',
+                          resumable=True, minimum=1)
+  strategy: str = field('default', 'tf.distribute strategy.',
+                        choices=STRATEGIES, resumable=True)
+  mixed_precision: bool = field(False, 'mixed_float16 with loss scaling '
+                                '(GPUs).')
+  deterministic: bool = field(False, 'Enable TensorFlow op determinism '
+                              '(bit-reproducible runs).', resumable=True)
+  jit_compile: bool = field(
       False, "Compile each replica's loss and gradient computation with XLA "
       "(the reweighters' steps and the optimiser updates run uncompiled).",
       resumable=True)
-  eval_every: int = _field(
+  eval_every: int = field(
       0, 'Steps between held-out evaluations (PSNR, SSIM, L1 of completed '
       'crops, with cv2 TELEA/NS beside them) written to <log_dir>/eval.csv '
       'and TensorBoard; also at the start and the end. 0 = none.',
       resumable=True, minimum=0)
-  eval_crops_per_image: int = _field(
+  eval_crops_per_image: int = field(
       4, 'Crops of --image_size cut from each held-out image; each gets a '
       'square and a free-form hole.', minimum=1)
-  eval_seed: int = _field(1234, 'Seed of the held-out crops and holes.',
-                          minimum=0, maximum=MAX_SEED)
+  eval_seed: int = field(1234, 'Seed of the held-out crops and holes.',
+                         minimum=0, maximum=MAX_SEED)
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig(_Section):
+class DataConfig(Section):
   """Training and held-out images, and their augmentation.
 
   Horizontal flips are always used; the other augmentations are off by
   default (the papers' pipelines).
   """
-  data: Optional[str] = _field(
+  data: Optional[str] = field(
       None, 'Training images: a folder (searched recursively), a text file '
       'listing image paths, or "skimage" for the training split of '
       "scikit-image's bundled photographs (random crops).", resumable=True)
-  celeba_crop: bool = _field(False, 'Centre-crop CelebA images to 178x178 '
-                             'before resizing.')
-  min_crop_scale: float = _field(
+  celeba_crop: bool = field(False, 'Centre-crop CelebA images to 178x178 '
+                            'before resizing.')
+  min_crop_scale: float = field(
       1.0, 'With --data=skimage: scale each image by a random factor in '
       '[min_crop_scale, 1] before the random crop.')
-  rotate90: bool = _field(False, 'Rotate training images by random multiples '
-                          'of 90 degrees.')
-  eval_data: Optional[str] = _field(
+  rotate90: bool = field(False, 'Rotate training images by random multiples '
+                         'of 90 degrees.')
+  eval_data: Optional[str] = field(
       None, 'Held-out images for --eval_every: a folder or a text file list. '
       'Default with --data=skimage: the held-out demo images.',
       resumable=True)
@@ -422,11 +382,6 @@ class ExperimentConfig:
     return cls().replace(**flat)
 
 
-def scaled_size(size: int, image_size: int) -> int:
-  """``size`` pixels at ``PAPER_IMAGE_SIZE``, scaled to ``image_size``."""
-  return max(0, int(round(size * image_size / PAPER_IMAGE_SIZE)))
-
-
 def fields() -> Iterator[Tuple[str, dataclasses.Field]]:
   """``(section name, field)`` of every setting, in order."""
   for section, cls in SECTIONS.items():
@@ -449,23 +404,3 @@ def field_type(section: str, name: str) -> Any:
   """The annotated type of a field (``int``, ``Optional[str]``, ...)."""
   return typing.get_type_hints(SECTIONS[section])[name]
 
-
-def resume_conflicts(saved: Mapping[str, Mapping[str, Any]],
-                     config: ExperimentConfig) -> Tuple[List[str], List[str]]:
-  """How ``config`` differs from a run's saved ``to_dict()``.
-
-  Returns:
-    (conflicts, changes): one text per differing field, ``'name: saved
-    -> new'``; conflicts are fields that describe the model, its losses or
-    its data (not ``resumable``), changes the resumable ones. Fields the
-    saved run did not record count as differing.
-  """
-  new = config.to_dict()
-  conflicts, changes = [], []
-  for section, f in fields():
-    old = saved.get(section, {}).get(f.name, '<not recorded>')
-    value = new[section][f.name]
-    if old != value:
-      text = f'{f.name}: {old!r} -> {value!r}'
-      (changes if f.metadata['resumable'] else conflicts).append(text)
-  return conflicts, changes

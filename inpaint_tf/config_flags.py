@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 from absl import flags
 
 from inpaint_tf import config as config_lib
+from inpaint_tf import config_fields
 
 
 def _base_type(annotation: Any) -> Any:
@@ -33,7 +34,7 @@ def help_text(name: str) -> str:
   field = dict((f.name, f) for _, f in config_lib.fields())[name]
   text = field.metadata['help']
   if field.metadata['scaled']:
-    size = config_lib.PAPER_IMAGE_SIZE
+    size = config_fields.PAPER_IMAGE_SIZE
     text += (f' Default: {field.default} at {size}x{size}, scaled with '
              '--image_size.')
   return text

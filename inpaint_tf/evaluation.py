@@ -14,7 +14,7 @@ original by the metrics of ``inpaint_tf.metrics``:
 
 Metrics are taken over the whole image (known pixels included, as in the
 papers), per image, then averaged per method over all images ("all") and
-per hole-ratio bin (``masks.HOLE_RATIO_LABELS``, ``(0.01,0.1]`` ...
+per hole-ratio bin (``mask_folder.HOLE_RATIO_LABELS``, ``(0.01,0.1]`` ...
 ``(0.5,0.6]``, ``other`` outside them).
 """
 
@@ -35,6 +35,7 @@ from inpaint_tf import fileio
 from inpaint_tf import image_io
 from inpaint_tf import completion
 from inpaint_tf import inpainter as inpainter_lib
+from inpaint_tf import mask_folder
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
 
@@ -151,10 +152,10 @@ def evaluate(model, images, masks, name: str = MODEL_NAME,
     for method, out in outputs.items():
       per_image[method]['lpips'] = _lpips_values(lpips_model, out, images,
                                                  batch_size)
-  ratios = np.array([masks_lib.hole_ratio(m) for m in holes])
-  bins = [masks_lib.hole_ratio_bin(m) for m in holes]
+  ratios = np.array([mask_folder.hole_ratio(m) for m in holes])
+  bins = [mask_folder.hole_ratio_bin(m) for m in holes]
   groups = [(ALL, np.arange(len(images)))]
-  for label in masks_lib.HOLE_RATIO_LABELS + (masks_lib.OTHER_BIN,):
+  for label in mask_folder.HOLE_RATIO_LABELS + (mask_folder.OTHER_BIN,):
     index = np.flatnonzero(np.array(bins) == label)
     if index.size:
       groups.append((label, index))

@@ -199,6 +199,15 @@ def pair(name: str, value: Size, allow_zero: bool = False) -> Tuple[int, int]:
   return out
 
 
+def check_image_size(height: int, width: int) -> Tuple[int, int]:
+  """(height, width) as ints; ValueError naming the one that is not > 0."""
+  for name, value in (('height', height), ('width', width)):
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+        or value <= 0):
+      raise ValueError(f'{name}: expected a positive int, got {value!r}')
+  return int(height), int(width)
+
+
 def _read_bytes(path: str, name: str) -> bytes:
   try:
     with tf.io.gfile.GFile(path, 'rb') as f:

@@ -1,4 +1,4 @@
-"""Hole masks: GMCNN's square holes, free-form strokes, external mask sets.
+"""Hole masks: GMCNN's square holes, and ``make_mask_fn`` over every kind.
 
 * Square holes follow GMCNN's ``random_bbox`` and ``bbox2mask``
   (shepnerd/inpainting_gmcnn, ``tensorflow/net/ops.py``): the top-left
@@ -7,19 +7,9 @@
   box is pulled in by the same random amount in ``[0, max_delta // 2]`` per
   axis. ``center_square_mask`` is GMCNN's fixed test-time box
   (``util.generate_mask_rect(rand=False)``).
-* Free-form strokes follow GMCNN's ``np_free_form_mask`` (the DeepFill v2
-  generator): random walks of thick line segments, ``parts`` of them
-  merged. Differences, all deliberate: every stroke has at least one vertex
-  (GMCNN may draw nothing), the joints are filled discs (GMCNN draws a
-  1-pixel circle outline there, hidden by the round line caps anyway),
-  points are rounded (GMCNN truncates) and given to OpenCV as (x, y) (GMCNN
-  swaps them, which matters only for non-square images), and the ``parts``
-  strokes are independent (GMCNN's graph version adds one ``py_func``
-  output to itself ``parts`` times, so its training masks are a single
-  stroke).
-* ``MaskFolder`` reads an external set such as NVIDIA's irregular masks and
-  groups it by hole ratio in the bins used to report results,
-  ``(0.01,0.1]``, ``(0.1,0.2]``, ..., ``(0.5,0.6]``.
+* Free-form strokes are ``masks_free_form``'s; external mask sets such as
+  NVIDIA's irregular masks, and the hole-ratio bins they are reported in,
+  are ``mask_folder``'s.
 
 Every mask is float32 ``[H,W,1]`` with 1 = hole, 0 = known. The numpy
 generators draw from a ``np.random.Generator`` and are deterministic given
@@ -30,43 +20,22 @@ free-form strokes, half of the time each).
 
 from __future__ import annotations
 
-import fractions
-import os
-import threading
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
-from absl import logging
-import cv2
 import numpy as np
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import image_io
-from inpaint_tf import ops
+from inpaint_tf.mask_folder import MaskFolder
+from inpaint_tf.masks_free_form import free_form_mask
 
 Pair = Union[int, Sequence[int]]
 MaskFn = Callable[[np.random.Generator], np.ndarray]
 
-# Hole-ratio bins (lower bound excluded, upper bound included).
-HOLE_RATIO_BINS = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4),
-                   (0.4, 0.5), (0.5, 0.6))
-HOLE_RATIO_LABELS = tuple(f'({lo:g},{hi:g}]' for lo, hi in HOLE_RATIO_BINS)
-# Label of masks outside every bin (no hole, tiny or very large holes).
-OTHER_BIN = 'other'
-# Free-form brushes are at least this wide (GMCNN's randint(10, max + 1)).
-_MIN_BRUSH_WIDTH = 10
-
-
-def _check_image_size(height: int, width: int) -> Tuple[int, int]:
-  for name, value in (('height', height), ('width', width)):
-    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
-        or value <= 0):
-      raise ValueError(f'{name}: expected a positive int, got {value!r}')
-  return int(height), int(width)
-
 
 def _check_square_args(height, width, hole_size, margin, max_delta):
   """Validates square-hole arguments; returns them as int pairs."""
-  size = _check_image_size(height, width)
+  size = image_io.check_image_size(height, width)
   hole = image_io.pair('hole_size', hole_size)
   margin = image_io.pair('margin', margin, allow_zero=True)
   delta = image_io.pair('max_delta', max_delta, allow_zero=True)
@@ -178,214 +147,6 @@ def center_square_mask(height: int, width: int, hole_size: Pair) -> np.ndarray:
   return mask
 
 
-def free_form_mask(height: int, width: int, rng: np.random.Generator,
-                   max_vertex: Optional[int] = None,
-                   max_length: Optional[int] = None,
-                   max_brush_width: Optional[int] = None,
-                   max_angle: Optional[int] = None,
-                   parts: Optional[int] = None) -> np.ndarray:
-  """Free-form brush strokes (GMCNN ``np_free_form_mask``, DeepFill v2).
-
-  Each of ``parts`` strokes starts at a uniform random pixel and makes
-  1..``max_vertex`` segments; a segment turns by a random angle in
-  ``[0, max_angle]`` degrees (mirrored on even segments), runs
-  ``0..max_length`` pixels (clipped to the image) and has an even width in
-  ``[min(10, max_brush_width), max_brush_width]``. Unset arguments take the
-  ``MaskConfig`` defaults.
-
-  Args:
-    height: image height.
-    width: image width.
-    rng: random generator.
-    max_vertex: maximum number of segments per stroke.
-    max_length: maximum segment length in pixels.
-    max_brush_width: maximum brush width in pixels (>= 2).
-    max_angle: maximum turn in degrees.
-    parts: number of strokes.
-
-  Returns:
-    float32 [H,W,1] in {0, 1}, 1 = hole.
-  """
-  h, w = _check_image_size(height, width)
-  defaults = config_lib.MaskConfig()
-  args = {
-      'max_vertex': (max_vertex, defaults.ff_max_vertex, 1),
-      'max_length': (max_length, defaults.ff_max_length, 0),
-      'max_brush_width': (max_brush_width, defaults.ff_max_brush_width, 2),
-      'max_angle': (max_angle, defaults.ff_max_angle, 0),
-      'parts': (parts, defaults.ff_parts, 1),
-  }
-  values = {}
-  for name, (value, default, minimum) in args.items():
-    value = default if value is None else value
-    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
-        or value < minimum):
-      raise ValueError(f'{name}: expected an int >= {minimum}, got {value!r}')
-    values[name] = int(value)
-  min_width = min(_MIN_BRUSH_WIDTH, values['max_brush_width'])
-
-  canvas = np.zeros((h, w), np.uint8)
-  for _ in range(values['parts']):
-    y, x = int(rng.integers(h)), int(rng.integers(w))
-    for i in range(int(rng.integers(1, values['max_vertex'] + 1))):
-      angle = np.deg2rad(rng.integers(values['max_angle'] + 1))
-      if i % 2 == 0:
-        angle = 2 * np.pi - angle
-      length = int(rng.integers(values['max_length'] + 1))
-      brush = int(rng.integers(min_width, values['max_brush_width'] + 1))
-      brush = max(brush // 2 * 2, 2)
-      next_y = int(np.clip(np.rint(y + length * np.cos(angle)), 0, h - 1))
-      next_x = int(np.clip(np.rint(x + length * np.sin(angle)), 0, w - 1))
-      cv2.line(canvas, (x, y), (next_x, next_y), 1, brush)
-      cv2.circle(canvas, (x, y), brush // 2, 1, -1)
-      cv2.circle(canvas, (next_x, next_y), brush // 2, 1, -1)
-      y, x = next_y, next_x
-  return canvas.astype(np.float32)[..., None]
-
-
-def hole_ratio(mask: np.ndarray) -> float:
-  """Fraction of hole pixels (value > 0.5) of a [H,W] or [H,W,1] mask."""
-  mask = np.asarray(mask)
-  return float(np.count_nonzero(mask > 0.5)) / max(mask.size, 1)
-
-
-def hole_ratio_bin(mask: np.ndarray) -> str:
-  """The ``HOLE_RATIO_LABELS`` bin of a mask's hole ratio.
-
-  Bin edges are compared exactly (in integers), so a 10x10 mask with 10
-  hole pixels is in '(0.01,0.1]'.
-
-  Args:
-    mask: [H,W] or [H,W,1], hole where > 0.5.
-
-  Returns:
-    A label such as '(0.1,0.2]', or ``OTHER_BIN`` outside every bin.
-  """
-  mask = np.asarray(mask)
-  holes, total = np.count_nonzero(mask > 0.5), mask.size
-  for (lo, hi), label in zip(HOLE_RATIO_BINS, HOLE_RATIO_LABELS):
-    lo, hi = fractions.Fraction(str(lo)), fractions.Fraction(str(hi))
-    if lo * total < holes <= hi * total:
-      return label
-  return OTHER_BIN
-
-
-class MaskFolder:
-  """A set of external mask images (e.g. NVIDIA's irregular masks).
-
-  Masks are read on demand (``image_io.load_mask``: any 8-bit image,
-  non-zero = hole, or zero = hole with ``invert``) and resized to the
-  requested size with nearest-neighbour sampling. NVIDIA's irregular
-  *testing* masks (12,000 PNGs used by most papers) draw holes in white:
-  use them as they are; the *training* masks of the same release draw holes
-  in black: pass ``invert=True``.
-
-  The hole ratio of every file (at its own resolution) is computed the first
-  time it is needed and cached; it selects files per bin in ``sample``.
-  Resizing can move a mask across a bin edge by a small amount; report the
-  bin of the mask actually used with ``hole_ratio_bin``.
-
-  A file that cannot be decoded is skipped by ``sample`` with one warning
-  and never drawn again.
-  """
-
-  def __init__(self, path: Union[str, os.PathLike], invert: bool = False,
-               check_exists: bool = True, argument: str = 'path'):
-    """Lists the masks.
-
-    Args:
-      path: folder (searched recursively) or text file list of masks.
-      invert: holes are the zero pixels.
-      check_exists: see ``image_io.list_images``.
-      argument: the setting that gave ``path`` (``'mask_dir'``), which
-        starts every error about the folder.
-
-    Raises:
-      ValueError: the path is missing or holds no image.
-    """
-    self.path = os.fspath(path)
-    self.invert = bool(invert)
-    self.argument = argument
-    try:
-      self.files: List[str] = image_io.list_images(self.path, check_exists)
-    except ValueError as e:
-      raise ops.renamed(e, argument) from None
-    self._ratios: Optional[np.ndarray] = None
-    self._bad = set()
-    self._lock = threading.Lock()
-
-  def __len__(self) -> int:
-    return len(self.files)
-
-  def __repr__(self) -> str:
-    return (f'MaskFolder({self.path!r}, invert={self.invert}, '
-            f'{len(self.files)} masks)')
-
-  def load(self, index: int,
-           size: Optional[image_io.Size] = None) -> np.ndarray:
-    """Mask number ``index``: float32 [H,W,1], 1 = hole (ValueError if bad)."""
-    return image_io.load_mask(self.files[index], size, self.invert)
-
-  def ratios(self) -> np.ndarray:
-    """Hole ratio of every file at its own resolution (NaN if unreadable)."""
-    with self._lock:
-      if self._ratios is None:
-        ratios = np.full(len(self.files), np.nan)
-        for i in range(len(self.files)):
-          try:
-            ratios[i] = hole_ratio(self.load(i))
-          except ValueError as e:
-            self._mark_bad(i, e)
-        self._ratios = ratios
-      return self._ratios
-
-  def _indices_in_bin(self, label: str) -> np.ndarray:
-    if label not in HOLE_RATIO_LABELS:
-      raise ValueError(f'ratio_bin: expected one of {HOLE_RATIO_LABELS}, got '
-                       f'{label!r}')
-    lo, hi = HOLE_RATIO_BINS[HOLE_RATIO_LABELS.index(label)]
-    ratios = self.ratios()
-    with np.errstate(invalid='ignore'):
-      return np.flatnonzero((ratios > lo) & (ratios <= hi))
-
-  def _mark_bad(self, index: int, error: Exception) -> None:
-    if index not in self._bad:
-      self._bad.add(index)
-      logging.warning('Skipping mask file %s: %s', self.files[index], error)
-
-  def sample(self, rng: np.random.Generator, size: image_io.Size,
-             ratio_bin: Optional[str] = None) -> np.ndarray:
-    """A uniformly drawn mask, resized to ``size``.
-
-    Args:
-      rng: random generator.
-      size: (height, width) or int.
-      ratio_bin: optional ``HOLE_RATIO_LABELS`` entry: draw only among the
-        files whose native hole ratio is in that bin.
-
-    Returns:
-      float32 [H,W,1], 1 = hole.
-
-    Raises:
-      ValueError: no readable mask (in the bin).
-    """
-    size = image_io.pair('size', size)
-    candidates = (np.arange(len(self.files)) if ratio_bin is None
-                  else self._indices_in_bin(ratio_bin))
-    while True:
-      usable = [i for i in candidates if i not in self._bad]
-      if not usable:
-        where = '' if ratio_bin is None else f' in bin {ratio_bin}'
-        raise ValueError(f'{self.argument}: expected at least one readable '
-                         f'mask{where}, got none in {self.path!r}')
-      index = int(usable[rng.integers(len(usable))])
-      try:
-        return self.load(index, size)
-      except ValueError as e:
-        with self._lock:
-          self._mark_bad(index, e)
-
-
 def make_mask_fn(mask_config: config_lib.MaskConfig, height: int, width: int,
                  mask_folder: Optional[MaskFolder] = None) -> MaskFn:
   """One mask generator for training and evaluation.
@@ -407,7 +168,7 @@ def make_mask_fn(mask_config: config_lib.MaskConfig, height: int, width: int,
     ValueError: unknown mask type, missing folder, or arguments that do
       not fit the image size (checked now, not at the first call).
   """
-  height, width = _check_image_size(height, width)
+  height, width = image_io.check_image_size(height, width)
   kind = mask_config.mask_type
   if kind not in config_lib.MASK_TYPES:
     raise ValueError(f'mask_type: expected one of {config_lib.MASK_TYPES}, '

@@ -4,7 +4,7 @@
 
 * ``config.json``: the whole ``ExperimentConfig`` (``config.to_dict()``),
   written at the start; a resumed run must agree with it on every field that
-  is not ``resumable`` (``record_config``);
+  is not ``resumable`` (``record_config``, ``resume_conflicts``);
 * ``generator.json``: the generator's Keras config, what ``load_generator``
   rebuilds the network from;
 * ``ckpt/``: ``tf.train.CheckpointManager`` checkpoints; the generator is
@@ -23,7 +23,7 @@ import re
 import socket
 import tempfile
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
@@ -71,6 +71,28 @@ def _read_config_json(path: str) -> Dict[str, Dict[str, Any]]:
   return values
 
 
+def resume_conflicts(saved: Mapping[str, Mapping[str, Any]],
+                     config: config_lib.ExperimentConfig
+                     ) -> Tuple[List[str], List[str]]:
+  """How ``config`` differs from a run's saved ``to_dict()``.
+
+  Returns:
+    (conflicts, changes): one text per differing field, ``'name: saved
+    -> new'``; conflicts are fields that describe the model, its losses or
+    its data (not ``resumable``), changes the resumable ones. Fields the
+    saved run did not record count as differing.
+  """
+  new = config.to_dict()
+  conflicts, changes = [], []
+  for section, f in config_lib.fields():
+    old = saved.get(section, {}).get(f.name, '<not recorded>')
+    value = new[section][f.name]
+    if old != value:
+      text = f'{f.name}: {old!r} -> {value!r}'
+      (changes if f.metadata['resumable'] else conflicts).append(text)
+  return conflicts, changes
+
+
 def record_config(log_dir: str, config: config_lib.ExperimentConfig,
                   write: bool = True) -> List[str]:
   """Writes ``config.json``, or checks a resumed run against it.
@@ -95,8 +117,7 @@ def record_config(log_dir: str, config: config_lib.ExperimentConfig,
   path = os.path.join(log_dir, CONFIG_JSON)
   changes = []
   if tf.io.gfile.exists(path):
-    conflicts, changes = config_lib.resume_conflicts(
-        _read_config_json(path), config)
+    conflicts, changes = resume_conflicts(_read_config_json(path), config)
     if conflicts:
       first = conflicts[0]
       name = first.split(':', 1)[0]

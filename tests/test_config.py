@@ -1,4 +1,4 @@
-"""Tests of inpaint_tf.config and inpaint_tf.config_flags (ExperimentConfig)."""
+"""Tests of inpaint_tf.config, config_fields and config_flags."""
 
 import dataclasses
 import json
@@ -13,6 +13,7 @@ import unittest
 from absl import flags
 
 from inpaint_tf import config as config_lib
+from inpaint_tf import config_fields
 from inpaint_tf import config_flags
 from inpaint_tf import run_dir
 import training_testutil as util
@@ -79,8 +80,9 @@ class ExperimentConfigTest(unittest.TestCase):
       want = (paper.value(name) if name == 'hole_size'
               else int(round(paper.value(name) * 64 / 256)))
       self.assertEqual(config.value(name), want, name)
-    self.assertEqual(config_lib.scaled_size(20, 32), 2)  # 2.5 rounds to even.
-    self.assertEqual(config_lib.scaled_size(128, 256), 128)
+    # 2.5 rounds to even.
+    self.assertEqual(config_fields.scaled_size(20, 32), 2)
+    self.assertEqual(config_fields.scaled_size(128, 256), 128)
 
   def test_json_round_trip(self):
     config = util.tiny_config(aspc_rates=(1, 3), adversarial_learning_rate=1e-5)
@@ -92,13 +94,13 @@ class ExperimentConfigTest(unittest.TestCase):
     saved = util.tiny_config().to_dict()
     config = util.tiny_config(variant='snet', learning_rate=3e-4,
                               max_steps=9, gamma_adv=0.5)
-    conflicts, changes = config_lib.resume_conflicts(saved, config)
+    conflicts, changes = run_dir.resume_conflicts(saved, config)
     self.assertEqual(conflicts, ["variant: 'gepenet' -> 'snet'",
                                  'gamma_adv: 0.01 -> 0.5'])
     self.assertEqual(changes, ['learning_rate: 0.0001 -> 0.0003',
                                'max_steps: 40000 -> 9'])
     del saved['model']['cnum']
-    conflicts, _ = config_lib.resume_conflicts(saved, util.tiny_config())
+    conflicts, _ = run_dir.resume_conflicts(saved, util.tiny_config())
     self.assertEqual(conflicts, ["cnum: '<not recorded>' -> 4"])
 
 

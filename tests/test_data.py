@@ -1,4 +1,4 @@
-"""Tests of inpaint_tf.data and inpaint_tf.image_io (tf.data input pipeline)."""
+"""Tests of inpaint_tf.data, data_augment and image_io (tf.data pipeline)."""
 
 import dataclasses
 import os
@@ -10,13 +10,14 @@ import tensorflow as tf
 
 from inpaint_tf import config as config_lib
 from inpaint_tf import data as data_lib
+from inpaint_tf import data_augment
 from inpaint_tf import demo_images
 from inpaint_tf import image_io
 from inpaint_tf import masks as masks_lib
 
 SQUARE = config_lib.MaskConfig(hole_size=8, max_delta=4)
 # The file order once, without augmentation.
-EVALUATION = data_lib.PipelineOptions(training=False, repeat=False)
+EVALUATION = data_augment.PipelineOptions(training=False, repeat=False)
 
 
 def _random_image(seed, height, width):
@@ -217,7 +218,7 @@ class MakeDatasetTest(tf.test.TestCase):
     # Images already at the training size: the pipeline must return their
     # pixels, in RGB order, scaled to [-1, 1], in file order.
     ds = data_lib.make_dataset(self.good, 16, 2, SQUARE, seed=0,
-                               options=data_lib.PipelineOptions(
+                               options=data_augment.PipelineOptions(
                                    training=False, repeat=False,
                                    include_path=True))
     batches = _batches(ds, 10)
@@ -245,13 +246,13 @@ class MakeDatasetTest(tf.test.TestCase):
     path = os.path.join(self.dir, 'face.png')
     _write_rgb(path, np.stack([rows] * 3, axis=-1))
     ds = data_lib.make_dataset([path], (178, 178), 1, SQUARE, seed=0,
-                               options=data_lib.PipelineOptions(
+                               options=data_augment.PipelineOptions(
                                    training=False, celeba_crop=True))
     image = _batches(ds, 1)[0]['image'][0]
     expected = rows[20:198] / 127.5 - 1.  # Centre 178 of 218 rows.
     self.assertAllClose(image[..., 1], expected, atol=1e-6)
     ds = data_lib.make_dataset([path], (109, 89), 1, SQUARE, seed=0,
-                               options=data_lib.PipelineOptions(
+                               options=data_augment.PipelineOptions(
                                    training=False))
     image = _batches(ds, 1)[0]['image'][0]
     resized = tf.image.resize(np.stack([rows] * 3, -1)[None].astype(
@@ -260,7 +261,7 @@ class MakeDatasetTest(tf.test.TestCase):
 
   def test_flip_and_random_crop(self):
     ds = data_lib.make_dataset(self.good, 8, 1, config_lib.MaskConfig(
-        hole_size=4, max_delta=0), seed=1, options=data_lib.PipelineOptions(
+        hole_size=4, max_delta=0), seed=1, options=data_augment.PipelineOptions(
             random_crop=True, include_path=True))
     flipped = 0
     for b in _batches(ds, 20):
@@ -274,7 +275,7 @@ class MakeDatasetTest(tf.test.TestCase):
       flipped += matches[0]
     self.assertBetween(flipped, 1, 19)
     ds = data_lib.make_dataset(self.good[:1], 8, 1, config_lib.MaskConfig(
-        hole_size=4, max_delta=0), seed=1, options=data_lib.PipelineOptions(
+        hole_size=4, max_delta=0), seed=1, options=data_augment.PipelineOptions(
             random_crop=True, training=False))
     centre = _batches(ds, 1)[0]['image'][0]
     self.assertAllClose(centre, self.images[self.good[0]][4:12, 4:12] / 127.5
@@ -284,7 +285,7 @@ class MakeDatasetTest(tf.test.TestCase):
     # Rotations: the same crop as without them (same seeds), turned by a
     # multiple of 90 degrees.
     holes = config_lib.MaskConfig(hole_size=4, max_delta=0)
-    crops = data_lib.PipelineOptions(random_crop=True, flip=False)
+    crops = data_augment.PipelineOptions(random_crop=True, flip=False)
     run = lambda files, size, batch, **options: data_lib.make_dataset(
         files, size, batch, holes, seed=2,
         options=dataclasses.replace(crops, **options))
@@ -328,7 +329,7 @@ class MakeDatasetTest(tf.test.TestCase):
     # Repeating reshuffles: the first two epochs are different orders of
     # the same 5 images.
     ds = data_lib.make_dataset(self.good, 16, 5, SQUARE, seed=3,
-                               options=data_lib.PipelineOptions(flip=False))
+                               options=data_augment.PipelineOptions(flip=False))
     epochs = [b['image'] for b in _batches(ds, 2)]
     keys = [sorted(im.tobytes() for im in e) for e in epochs]
     self.assertEqual(keys[0], keys[1])

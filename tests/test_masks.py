@@ -1,4 +1,5 @@
-"""Tests of inpaint_tf.masks (GMCNN random_bbox/bbox2mask, free-form, sets)."""
+"""Tests of inpaint_tf.masks, masks_free_form and mask_folder (GMCNN
+random_bbox/bbox2mask, free-form strokes, mask sets)."""
 
 import os
 import tempfile
@@ -8,7 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import config as config_lib
+from inpaint_tf import mask_folder
 from inpaint_tf import masks as masks_lib
+from inpaint_tf import masks_free_form
 
 
 def _box(mask):
@@ -105,9 +108,9 @@ class SquareMaskTest(tf.test.TestCase):
 class FreeFormMaskTest(tf.test.TestCase):
 
   def test_binary_deterministic_nonempty(self):
-    a = masks_lib.free_form_mask(64, 80, np.random.default_rng(5))
-    b = masks_lib.free_form_mask(64, 80, np.random.default_rng(5))
-    c = masks_lib.free_form_mask(64, 80, np.random.default_rng(6))
+    a = masks_free_form.free_form_mask(64, 80, np.random.default_rng(5))
+    b = masks_free_form.free_form_mask(64, 80, np.random.default_rng(5))
+    c = masks_free_form.free_form_mask(64, 80, np.random.default_rng(6))
     self.assertEqual(a.shape, (64, 80, 1))
     self.assertEqual(a.dtype, np.float32)
     self.assertAllEqual(np.unique(a), [0., 1.])
@@ -116,17 +119,17 @@ class FreeFormMaskTest(tf.test.TestCase):
 
   def test_defaults_come_from_config(self):
     cfg = config_lib.MaskConfig()
-    a = masks_lib.free_form_mask(32, 32, np.random.default_rng(2))
-    b = masks_lib.free_form_mask(
+    a = masks_free_form.free_form_mask(32, 32, np.random.default_rng(2))
+    b = masks_free_form.free_form_mask(
         32, 32, np.random.default_rng(2), cfg.ff_max_vertex, cfg.ff_max_length,
         cfg.ff_max_brush_width, cfg.ff_max_angle, cfg.ff_parts)
     np.testing.assert_array_equal(a, b)
 
   def test_single_dot_is_a_disc_of_the_brush_width(self):
     # One stroke, one segment of length 0, brush 10: a disc of radius 5.
-    mask = masks_lib.free_form_mask(40, 40, np.random.default_rng(0),
-                                    max_vertex=1, max_length=0,
-                                    max_brush_width=10, parts=1)[..., 0]
+    mask = masks_free_form.free_form_mask(40, 40, np.random.default_rng(0),
+                                          max_vertex=1, max_length=0,
+                                          max_brush_width=10, parts=1)[..., 0]
     ys, xs = np.nonzero(mask)
     cy, cx = ys.mean(), xs.mean()
     inside = np.hypot(ys - cy, xs - cx)
@@ -136,10 +139,9 @@ class FreeFormMaskTest(tf.test.TestCase):
   def test_straight_stroke_geometry(self):
     # max_angle 0: the first segment goes straight down (+y) by `length`.
     for seed in range(5):
-      mask = masks_lib.free_form_mask(200, 200, np.random.default_rng(seed),
-                                      max_vertex=1, max_length=60,
-                                      max_brush_width=10, max_angle=0,
-                                      parts=1)[..., 0]
+      mask = masks_free_form.free_form_mask(
+          200, 200, np.random.default_rng(seed), max_vertex=1, max_length=60,
+          max_brush_width=10, max_angle=0, parts=1)[..., 0]
       cols = np.flatnonzero(mask.any(axis=0))
       self.assertLessEqual(cols[-1] - cols[0] + 1, 11)
       rng = np.random.default_rng(seed)
@@ -153,18 +155,18 @@ class FreeFormMaskTest(tf.test.TestCase):
       self.assertEqual(rows[-1], min(min(y + length, 199) + 5, 199))
 
   def test_more_parts_cover_more(self):
-    few = [masks_lib.hole_ratio(masks_lib.free_form_mask(
+    few = [mask_folder.hole_ratio(masks_free_form.free_form_mask(
         64, 64, np.random.default_rng(s), parts=1)) for s in range(10)]
-    many = [masks_lib.hole_ratio(masks_lib.free_form_mask(
+    many = [mask_folder.hole_ratio(masks_free_form.free_form_mask(
         64, 64, np.random.default_rng(s), parts=6)) for s in range(10)]
     self.assertGreater(np.mean(many), np.mean(few))
 
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, 'max_brush_width'):
-      masks_lib.free_form_mask(32, 32, np.random.default_rng(0),
-                               max_brush_width=1)
+      masks_free_form.free_form_mask(32, 32, np.random.default_rng(0),
+                                     max_brush_width=1)
     with self.assertRaisesRegex(ValueError, 'parts'):
-      masks_lib.free_form_mask(32, 32, np.random.default_rng(0), parts=0)
+      masks_free_form.free_form_mask(32, 32, np.random.default_rng(0), parts=0)
 
 
 class HoleRatioBinTest(tf.test.TestCase):
@@ -180,9 +182,9 @@ class HoleRatioBinTest(tf.test.TestCase):
                 31: '(0.3,0.4]', 50: '(0.4,0.5]', 51: '(0.5,0.6]',
                 60: '(0.5,0.6]', 61: 'other', 100: 'other'}
     for holes, label in expected.items():
-      self.assertEqual(masks_lib.hole_ratio_bin(mask_with(holes)), label,
+      self.assertEqual(mask_folder.hole_ratio_bin(mask_with(holes)), label,
                        msg=f'{holes} holes')
-    self.assertEqual(masks_lib.HOLE_RATIO_LABELS,
+    self.assertEqual(mask_folder.HOLE_RATIO_LABELS,
                      ('(0.01,0.1]', '(0.1,0.2]', '(0.2,0.3]', '(0.3,0.4]',
                       '(0.4,0.5]', '(0.5,0.6]'))
 
@@ -204,7 +206,7 @@ class MaskFolderTest(tf.test.TestCase):
       f.write(b'\x89PNG\r\n\x1a\n not really')
 
   def test_bins_and_sampling(self):
-    folder = masks_lib.MaskFolder(self.dir)
+    folder = mask_folder.MaskFolder(self.dir)
     self.assertLen(folder, 5)
     with self.assertLogs('absl', 'WARNING') as logs:
       ratios = folder.ratios()
@@ -230,18 +232,18 @@ class MaskFolderTest(tf.test.TestCase):
       folder.sample(np.random.default_rng(0), 20, '(0.5,0.6]')
 
   def test_resize_nearest_and_invert(self):
-    folder = masks_lib.MaskFolder(self.dir)
+    folder = mask_folder.MaskFolder(self.dir)
     mask = folder.load(3, (10, 40))  # m2.png: 5 of 20 rows.
     self.assertEqual(mask.shape, (10, 40, 1))
     expected = np.zeros((10, 40, 1), np.float32)
     # Output row i samples input row floor((i + 0.5) * 2): rows 1, 3 are holes.
     expected[:2] = 1.
     np.testing.assert_array_equal(mask, expected)
-    inverted = masks_lib.MaskFolder(self.dir, invert=True).load(3)
+    inverted = mask_folder.MaskFolder(self.dir, invert=True).load(3)
     np.testing.assert_array_equal(inverted, 1. - folder.load(3))
 
   def test_bad_file_skipped_when_sampling(self):
-    folder = masks_lib.MaskFolder(self.dir)
+    folder = mask_folder.MaskFolder(self.dir)
     with self.assertLogs('absl', 'WARNING') as logs:
       for seed in range(30):
         folder.sample(np.random.default_rng(seed), 20)
@@ -249,19 +251,19 @@ class MaskFolderTest(tf.test.TestCase):
 
   def test_missing_or_empty(self):
     with self.assertRaisesRegex(ValueError, 'nowhere'):
-      masks_lib.MaskFolder(os.path.join(self.dir, 'nowhere'))
+      mask_folder.MaskFolder(os.path.join(self.dir, 'nowhere'))
     empty = tempfile.mkdtemp(dir=self.get_temp_dir())
     with self.assertRaisesRegex(ValueError, 'with none'):
-      masks_lib.MaskFolder(empty)
+      mask_folder.MaskFolder(empty)
     # Errors name the setting that gave the folder.
     with self.assertRaisesRegex(ValueError, '^mask_dir: expected a folder '
                                 'with at least one image'):
-      masks_lib.MaskFolder(empty, argument='mask_dir')
+      mask_folder.MaskFolder(empty, argument='mask_dir')
     unreadable = tempfile.mkdtemp(dir=self.get_temp_dir())
     for name in ('a.png', 'b.png'):
       with open(os.path.join(unreadable, name), 'w') as f:
         f.write('not an image')
-    folder = masks_lib.MaskFolder(unreadable, argument='mask_dir')
+    folder = mask_folder.MaskFolder(unreadable, argument='mask_dir')
     with self.assertLogs('absl', 'WARNING'):
       with self.assertRaisesRegex(ValueError, '^mask_dir: expected at least '
                                   'one readable mask, got none in'):
@@ -286,8 +288,8 @@ class MakeMaskFnTest(tf.test.TestCase):
     fn = masks_lib.make_mask_fn(cfg, 32, 48)
     np.testing.assert_array_equal(
         fn(np.random.default_rng(4)),
-        masks_lib.free_form_mask(32, 48, np.random.default_rng(4),
-                                 max_brush_width=12, parts=2))
+        masks_free_form.free_form_mask(32, 48, np.random.default_rng(4),
+                                       max_brush_width=12, parts=2))
 
   def test_mixed_draws_square_or_free_form(self):
     cfg = config_lib.MaskConfig(mask_type='mixed', hole_size=16, margin=2,
@@ -302,8 +304,8 @@ class MakeMaskFnTest(tf.test.TestCase):
       if square:
         expected = masks_lib.random_square_mask(32, 48, 16, 2, 4, rng)
       else:
-        expected = masks_lib.free_form_mask(32, 48, rng, max_brush_width=12,
-                                            parts=2)
+        expected = masks_free_form.free_form_mask(32, 48, rng,
+                                                  max_brush_width=12, parts=2)
       np.testing.assert_array_equal(fn(np.random.default_rng(seed)), expected)
       kinds.append(square)
     self.assertBetween(np.mean(kinds), 0.2, 0.8)
@@ -318,7 +320,7 @@ class MakeMaskFnTest(tf.test.TestCase):
     cv2.imwrite(os.path.join(folder_dir, 'a.png'), image)
     cfg = config_lib.MaskConfig(mask_type='folder')
     fn = masks_lib.make_mask_fn(cfg, 16, 16,
-                                masks_lib.MaskFolder(folder_dir))
+                                mask_folder.MaskFolder(folder_dir))
     self.assertAllClose(fn(np.random.default_rng(0)).mean(), 0.25)
     with self.assertRaisesRegex(ValueError, 'mask_folder'):
       masks_lib.make_mask_fn(cfg, 16, 16)

@@ -28,6 +28,7 @@ from inpaint_tf import config_flags
 from inpaint_tf import evaluation
 from inpaint_tf import image_io
 from inpaint_tf import inpainter
+from inpaint_tf import mask_folder
 from inpaint_tf import masks as masks_lib
 from inpaint_tf import metrics
 from inpaint_tf import ops
@@ -83,8 +84,8 @@ def _mask_fn(size: int):
   folder = None
   if FLAGS.mask_type == 'folder':
     _cli.require(mask_dir=FLAGS.mask_dir)
-    folder = masks_lib.MaskFolder(FLAGS.mask_dir, FLAGS.invert_masks,
-                                  argument='mask_dir')
+    folder = mask_folder.MaskFolder(FLAGS.mask_dir, FLAGS.invert_masks,
+                                    argument='mask_dir')
   return masks_lib.make_mask_fn(mask_config, size, size, folder)
 
 

@@ -3,21 +3,8 @@
 Reproduces DeepFill v1's ``contextual_attention`` (Yu et al., "Generative
 Image Inpainting with Contextual Attention", CVPR 2018) to float32 rounding,
 batched over samples with a per-sample mask. The computation is the
-original's, reorganised around two batched matrix products:
-
-1. Background patches ``b`` of size ``ksize`` (at ``1/rate`` resolution,
-   TF1 nearest resizing with ``align_corners=True``) are L2-normalised and
-   matched against every foreground position: ``S = P_f @ W^T``
-   ([B, h*w, L], L = number of background patches).
-2. Optional fusion of ``S`` with an identity ``fuse_k x fuse_k`` kernel,
-   first in row-major position order, then in column-major order, exactly as
-   the original's two ``conv2d`` passes over the flattened score matrix
-   (including its wrap-around at row ends).
-3. Patches touching the hole are unusable: scores are multiplied by the
-   usability mask, soft-maxed with ``softmax_scale``, multiplied again.
-4. Raw ``2*rate`` background patches are pasted back: ``A @ R`` followed by
-   an overlap-add at stride ``rate`` (the original's transposed convolution),
-   divided by 4.
+original's, reorganised around two batched matrix products (its steps are
+listed in ``attention_ops``).
 
 All index manipulations are pads, slices and reshapes, so the layer works
 with a dynamic batch, under ``tf.function(jit_compile=True)``, and is
@@ -27,13 +14,14 @@ differentiable with respect to ``f`` and ``b``.
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from inpaint_tf import ops
 from inpaint_tf.keras_api import keras
+from inpaint_tf.layers import attention_ops
 from inpaint_tf.layers import query_attention
 
 
@@ -46,141 +34,6 @@ DEFAULT_CHUNK_SIZE = 256
 # path's chunk loop was slower there (BUILD.md, "The hole-only attention
 # layer").
 DEFAULT_WHOLE_MAP_POSITIONS = 1024
-
-
-def _patch_matrix(x: tf.Tensor, ksize: int) -> tf.Tensor:
-  """Stride-1 SAME ``ksize x ksize`` patches as rows.
-
-  Args:
-    x: [B,H,W,C].
-    ksize: patch size; padding follows TF's SAME rule (top = (k-1)//2).
-
-  Returns:
-    [B,H*W,ksize*ksize*C], row ``y*W + x``, columns in (ky, kx, c) order,
-    the layout of ``tf.image.extract_patches``.
-  """
-  shape = tf.shape(x)
-  height, width, channels = shape[1], shape[2], x.shape[-1]
-  before = (ksize - 1) // 2
-  after = ksize - 1 - before
-  padded = tf.pad(x, [[0, 0], [before, after], [before, after], [0, 0]])
-  columns = [padded[:, dy:dy + height, dx:dx + width, :]
-             for dy in range(ksize) for dx in range(ksize)]
-  patches = tf.concat(columns, axis=-1) if len(columns) > 1 else columns[0]
-  return tf.reshape(patches, [shape[0], -1, ksize * ksize * channels])
-
-
-def _diagonal_fuse(scores: tf.Tensor, fuse_k: int) -> tf.Tensor:
-  """SAME convolution of a [B,N,L] matrix with a ``fuse_k`` identity kernel.
-
-  ``out[i, j] = sum_t scores[i + t, j + t]`` over ``t`` in
-  ``[-(k-1)//2, k-1-(k-1)//2]``, zero outside the matrix.
-  """
-  before = (fuse_k - 1) // 2
-  after = fuse_k - 1 - before
-  n, l = tf.shape(scores)[1], tf.shape(scores)[2]
-  padded = tf.pad(scores, [[0, 0], [before, after], [before, after]])
-  out = padded[:, 0:n, 0:l]
-  for t in range(1, fuse_k):
-    out += padded[:, t:t + n, t:t + l]
-  return out
-
-
-def _fuse_scores(scores: tf.Tensor, fg_hw: Tuple[tf.Tensor, tf.Tensor],
-                 bg_hw: Tuple[tf.Tensor, tf.Tensor], fuse_k: int) -> tf.Tensor:
-  """The original's two fusion passes (row-major, then column-major order).
-
-  Args:
-    scores: [B, h*w, hb*wb] similarity, rows and columns in row-major order.
-    fg_hw: (h, w) of the foreground map.
-    bg_hw: (hb, wb) of the background map.
-    fuse_k: fusion kernel size.
-
-  Returns:
-    [B, w, h, wb, hb]: fused scores left in column-major order; transposing
-    them back is unnecessary because the softmax and the paste work in
-    either order (see ``_paste``).
-  """
-  batch = tf.shape(scores)[0]
-  (h, w), (hb, wb) = fg_hw, bg_hw
-  scores = _diagonal_fuse(scores, fuse_k)
-  scores = tf.reshape(scores, [batch, h, w, hb, wb])
-  scores = tf.transpose(scores, [0, 2, 1, 4, 3])
-  scores = tf.reshape(scores, [batch, w * h, wb * hb])
-  scores = _diagonal_fuse(scores, fuse_k)
-  return tf.reshape(scores, [batch, w, h, wb, hb])
-
-
-def _background_blocks(b: tf.Tensor, rate: int, transposed: bool) -> tf.Tensor:
-  """Splits the SAME-padded background into ``rate x rate`` blocks.
-
-  The original pastes ``2*rate`` patches taken at stride ``rate`` with SAME
-  padding (``rate//2`` before, the rest after): the patch of background
-  position (i, j) is blocks (i..i+1, j..j+1) of this grid.
-
-  Args:
-    b: [B,H,W,C], H and W divisible by ``rate``.
-    rate: the attention rate.
-    transposed: order the block grid column-major (x before y).
-
-  Returns:
-    [B, (H/r+1)*(W/r+1), r*r*C], block rows in row-major (or column-major)
-    order, each block's pixels in (ry, rx, c) order.
-  """
-  shape = tf.shape(b)
-  channels = b.shape[-1]
-  before = rate // 2
-  padded = tf.pad(b, [[0, 0], [before, rate - before], [before, rate - before],
-                      [0, 0]])
-  blocks = tf.reshape(padded, [shape[0], shape[1] // rate + 1, rate,
-                               shape[2] // rate + 1, rate, channels])
-  blocks = tf.transpose(blocks,
-                        [0, 3, 1, 2, 4, 5] if transposed else [0, 1, 3, 2, 4, 5])
-  return tf.reshape(blocks, [shape[0], -1, rate * rate * channels])
-
-
-def _paste(attention: tf.Tensor, blocks: tf.Tensor,
-           out_hw: Tuple[tf.Tensor, tf.Tensor], rate: int, channels: int,
-           transposed: bool) -> tf.Tensor:
-  """The original's transposed convolution of the attention map, divided by 4.
-
-  Position p pastes ``sum_l A[p, l] * patch_l``, a ``2r x 2r`` patch, at
-  stride r. Patches are 2x2 background blocks, and pasted patches cover 2x2
-  output blocks, so output block P receives background block M with weight
-  ``G[P, M] = sum_{(a,c) in {0,1}^2} A[P - (a,c), M - (a,c)]``: one matrix
-  product with the background blocks (4*r*r*C columns fewer than pasting
-  whole patches).
-
-  Args:
-    attention: [B, P1, P2, Q1, Q2] attention of foreground positions
-      (P1, P2) over background positions (Q1, Q2); (h, w, hb, wb), or
-      (w, h, wb, hb) when ``transposed``.
-    blocks: [B, (Q1+1)*(Q2+1), r*r*C] from ``_background_blocks`` in the
-      same order.
-    out_hw: (H, W) = (h*r, w*r).
-    rate: the attention rate r.
-    channels: C.
-    transposed: whether the grids are in column-major order.
-
-  Returns:
-    [B,H,W,C].
-  """
-  batch = tf.shape(attention)[0]
-  p1, p2 = tf.shape(attention)[1], tf.shape(attention)[2]
-  weights = 0.
-  for a in (0, 1):
-    for c in (0, 1):
-      weights += tf.pad(attention, [[0, 0], [a, 1 - a], [c, 1 - c], [a, 1 - a],
-                                    [c, 1 - c]])
-  weights = tf.reshape(weights, [batch, (p1 + 1) * (p2 + 1), -1])
-  canvas = tf.matmul(weights, blocks)
-  canvas = tf.reshape(canvas, [batch, p1 + 1, p2 + 1, rate, rate, channels])
-  canvas = tf.transpose(canvas,
-                        [0, 2, 3, 1, 4, 5] if transposed else [0, 1, 3, 2, 4, 5])
-  height, width = out_hw
-  canvas = tf.reshape(canvas, [batch, height + rate, width + rate, channels])
-  start = rate // 2
-  return canvas[:, start:start + height, start:start + width, :] / 4.
 
 
 def _flow_colors() -> np.ndarray:
@@ -352,39 +205,18 @@ class ContextualAttention(keras.layers.Layer):
     if query_mask is not None:
       query_mask = tf.convert_to_tensor(query_mask)
     self._check(f, b, mask, query_mask)
-    # The encoder's p(x, x, m): one set of patches serves both roles.
-    same = b is f
     out_dtype = f.dtype
-    f = tf.cast(f, tf.float32)
-    b = f if same else tf.cast(b, tf.float32)
-    r, k = self.rate, self.ksize
+    f, b, mask, query_mask = self._float32_inputs(f, b, mask, query_mask)
+    r = self.rate
     channels = f.shape[-1]
     f_shape = tf.shape(f)
     batch = f_shape[0]
-    checks = self._dynamic_checks(f, mask, query_mask)
-    if checks:
-      # Every op that could fail on a bad batch first waits for the checks.
-      with tf.control_dependencies(checks):
-        f, mask, query_mask = (None if t is None else tf.identity(t)
-                               for t in (f, mask, query_mask))
-      b = f if same else b
-
-    if r > 1:
-      f_small = ops.resize_nearest(f, [f_shape[1] // r, f_shape[2] // r])
-      b_small = f_small if same else ops.resize_nearest(
-          b, [f_shape[1] // r, f_shape[2] // r])
-    else:
-      f_small, b_small = f, b
     h, w = f_shape[1] // r, f_shape[2] // r
-
-    fg_patches = _patch_matrix(f_small, k)
-    bg_patches = fg_patches if same else _patch_matrix(b_small, k)
-    norms = tf.sqrt(tf.reduce_sum(tf.square(bg_patches), axis=2, keepdims=True))
-    bg_patches = bg_patches / tf.maximum(norms, 1e-4)
+    fg_patches, bg_patches = self._patch_rows(f, b, (h, w))
     # After fusion the scores are in column-major position order.
     transposed = self.fuse
     usable = self._usable(mask, (h, w), transposed)  # [Bm, h*w]
-    blocks = _background_blocks(b, r, transposed)
+    blocks = attention_ops.background_blocks(b, r, transposed)
     query = None
     if query_mask is not None:
       query = tf.broadcast_to(
@@ -397,22 +229,115 @@ class ContextualAttention(keras.layers.Layer):
           self.chunk_size)
       return tf.cast(y, out_dtype)
 
-    scores = tf.matmul(fg_patches, bg_patches, transpose_b=True)
-    if self.fuse:
-      scores = _fuse_scores(scores, (h, w), (h, w), self.fuse_k)
     grid = [w, h] if transposed else [h, w]
-    scores = tf.reshape(scores, [batch] + grid + [h * w])
-    usable = usable[:, None, None, :]
-    attention = tf.nn.softmax(scores * (usable * self.softmax_scale), axis=-1)
-    attention *= usable
-    y = _paste(tf.reshape(attention, [batch] + grid + grid), blocks,
-               (f_shape[1], f_shape[2]), r, channels, transposed)
+    attention = self._attention(fg_patches, bg_patches, usable, (h, w), grid)
+    y = attention_ops.paste(tf.reshape(attention, [batch] + grid + grid),
+                            blocks, (f_shape[1], f_shape[2]), r, channels,
+                            transposed)
     if query is not None:
       y *= tf.cast(query, y.dtype)
     y = tf.cast(y, out_dtype)
     if not self.return_flow:
       return y
+    return y, self._flow(attention, (h, w), (f_shape[1], f_shape[2]),
+                         transposed)
 
+  def _float32_inputs(self, f, b, mask, query_mask):
+    """``f`` and ``b`` in float32, after the batch checks of the masks.
+
+    Args:
+      f: [B,H,W,C] foreground.
+      b: [B,H,W,C] background; ``b is f`` (the encoder's ``p(x, x, m)``)
+        stays true of the results, so one set of patches serves both roles.
+      mask: [B,H,W,1], [1,H,W,1] or None.
+      query_mask: [B,H,W,1], [1,H,W,1] or None.
+
+    Returns:
+      (f, b, mask, query_mask): f and b float32; every tensor waits for the
+      batch-size assertions that the static shapes could not decide.
+    """
+    same = b is f
+    f = tf.cast(f, tf.float32)
+    b = f if same else tf.cast(b, tf.float32)
+    checks = self._dynamic_checks(f, mask, query_mask)
+    if checks:
+      # Every op that could fail on a bad batch first waits for the checks.
+      with tf.control_dependencies(checks):
+        f, mask, query_mask = (None if t is None else tf.identity(t)
+                               for t in (f, mask, query_mask))
+      b = f if same else b
+    return f, b, mask, query_mask
+
+  def _patch_rows(self, f: tf.Tensor, b: tf.Tensor,
+                  hw: Tuple[tf.Tensor, tf.Tensor]
+                  ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Foreground patches, and L2-normalised background patches, as rows.
+
+    Args:
+      f: [B,H,W,C] float32 foreground.
+      b: [B,H,W,C] float32 background (``f`` itself in ``p(x, x, m)``).
+      hw: (h, w) = (H/rate, W/rate), the size the patches are taken at.
+
+    Returns:
+      ([B, h*w, k*k*C], [B, h*w, k*k*C]), k = ``ksize``, rows in
+      row-major position order (``attention_ops.patch_matrix``).
+    """
+    same = b is f
+    if self.rate > 1:
+      f_small = ops.resize_nearest(f, list(hw))
+      b_small = f_small if same else ops.resize_nearest(b, list(hw))
+    else:
+      f_small, b_small = f, b
+    fg_patches = attention_ops.patch_matrix(f_small, self.ksize)
+    bg_patches = (fg_patches if same
+                  else attention_ops.patch_matrix(b_small, self.ksize))
+    norms = tf.sqrt(tf.reduce_sum(tf.square(bg_patches), axis=2, keepdims=True))
+    return fg_patches, bg_patches / tf.maximum(norms, 1e-4)
+
+  def _attention(self, fg_patches: tf.Tensor, bg_patches: tf.Tensor,
+                 usable: tf.Tensor, hw: Tuple[tf.Tensor, tf.Tensor],
+                 grid: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Attention of every position over the usable background patches.
+
+    Args:
+      fg_patches: [B, h*w, k*k*C] from ``_patch_rows``.
+      bg_patches: [B, h*w, k*k*C] L2-normalised, from ``_patch_rows``.
+      usable: [Bm, h*w] float 0/1 from ``_usable``, in grid order.
+      hw: (h, w), the attention resolution.
+      grid: [w, h] when the scores are fused (which leaves them in
+        column-major position order), else [h, w].
+
+    Returns:
+      [B, grid[0], grid[1], h*w] float32: scores times ``usable``,
+      soft-maxed at ``softmax_scale`` over the last axis, times ``usable``
+      again (zero for unusable patches).
+    """
+    batch = tf.shape(fg_patches)[0]
+    h, w = hw
+    scores = tf.matmul(fg_patches, bg_patches, transpose_b=True)
+    if self.fuse:
+      scores = attention_ops.fuse_scores(scores, hw, hw, self.fuse_k)
+    scores = tf.reshape(scores, [batch] + list(grid) + [h * w])
+    usable = usable[:, None, None, :]
+    attention = tf.nn.softmax(scores * (usable * self.softmax_scale), axis=-1)
+    return attention * usable
+
+  def _flow(self, attention: tf.Tensor, hw: Tuple[tf.Tensor, tf.Tensor],
+            out_hw: Tuple[tf.Tensor, tf.Tensor],
+            transposed: bool) -> tf.Tensor:
+    """The flow image of each position's best-matching background patch.
+
+    Args:
+      attention: [B, w, h, h*w] from ``_attention`` when ``transposed``,
+        else [B, h, w, h*w].
+      hw: (h, w), the attention resolution.
+      out_hw: (H, W) = (h*rate, w*rate), the layer's output size.
+      transposed: whether positions are in column-major order.
+
+    Returns:
+      [B,H,W,3] float32 in [-1,1] (``offsets_to_flow_image``).
+    """
+    h, w = hw
     best = tf.argmax(attention, axis=-1, output_type=tf.int32)
     if transposed:
       best = tf.transpose(best, [0, 2, 1])
@@ -422,9 +347,9 @@ class ContextualAttention(keras.layers.Layer):
     offsets = tf.stack([best_y - tf.range(h)[None, :, None],
                         best_x - tf.range(w)[None, None, :]], axis=-1)
     flow = offsets_to_flow_image(offsets)
-    if r > 1:
-      flow = ops.resize_nearest(flow, [f_shape[1], f_shape[2]])
-    return y, flow
+    if self.rate > 1:
+      flow = ops.resize_nearest(flow, list(out_hw))
+    return flow
 
   def _whole_map(self, f: tf.Tensor) -> bool:
     """Whether the map is small enough to compute whole (static sizes)."""

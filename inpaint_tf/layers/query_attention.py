@@ -142,8 +142,8 @@ class QueryAttention:
     bg: [B, L, K] L2-normalised background patch rows (row-major).
     usable: [Bm, L] float 0/1, in the column order of the scores
       (column-major when fusing); Bm is 1 or B.
-    blocks: [B, M, r*r*C] background blocks from ``_background_blocks`` in
-      the same order.
+    blocks: [B, M, r*r*C] background blocks from
+      ``attention_ops.background_blocks`` in the same order.
     grid: (h, w) of the attention grid.
     fuse_k: fusion kernel size; ``None`` without fusion.
     softmax_scale: the softmax temperature.

@@ -167,20 +167,29 @@ class Generator(keras.Model):
     self.uses_perception = variant in ('penet', 'gepenet')
     self.uses_aspc = self.aspc and variant != 'snet'
     self.uses_guidance = variant == 'gepenet'
+    # The layers' order is that of the weights (get_weights, weight files).
+    self._make_encoder_layers()
+    self._make_decoder_layers()
 
+  def _conv(self, filters: int, kernel: int, name: str, strides: int = 1,
+            activation: Optional[str] = 'elu') -> keras.layers.Conv2D:
+    """A SAME convolution in the model's dtype policy (ELU unless given)."""
+    return keras.layers.Conv2D(
+        filters, kernel, strides=strides, padding='same',
+        activation=activation, name=name, dtype=self.dtype_policy)
+
+  def _make_encoder_layers(self) -> None:
+    """E1-E5, then ``perception`` (p3-p5, or [] for 'snet') and ``aspc_layer``.
+
+    ``aspc_layer`` is None unless ``uses_aspc``.
+    """
     c = self.cnum
     policy = self.dtype_policy
-
-    def conv(filters, kernel, name, strides=1, activation='elu'):
-      return keras.layers.Conv2D(
-          filters, kernel, strides=strides, padding='same',
-          activation=activation, name=name, dtype=policy)
-
-    self.e1 = conv(2 * c, 5, 'e1')
-    self.e2 = conv(4 * c, 3, 'e2', strides=2)
-    self.e3 = conv(4 * c, 3, 'e3', strides=2)
-    self.e4 = conv(8 * c, 3, 'e4', strides=2)
-    self.e5 = conv(8 * c, 3, 'e5', strides=2)
+    self.e1 = self._conv(2 * c, 5, 'e1')
+    self.e2 = self._conv(4 * c, 3, 'e2', strides=2)
+    self.e3 = self._conv(4 * c, 3, 'e3', strides=2)
+    self.e4 = self._conv(8 * c, 3, 'e4', strides=2)
+    self.e5 = self._conv(8 * c, 3, 'e5', strides=2)
     if self.uses_perception:
       self.perception = [
           ContextualAttention(
@@ -197,16 +206,20 @@ class Generator(keras.Model):
                              dtype=policy)
     else:
       self.aspc_layer = None
+
+  def _make_decoder_layers(self) -> None:
+    """D4-D1 (each an ``_up`` and a merging convolution) and the output."""
+    c = self.cnum
     widths = {4: 8 * c, 3: 4 * c, 2: 4 * c, 1: 2 * c}
-    self.d4_up = conv(widths[4], 3, 'd4_up')
-    self.d4 = conv(widths[4], 3, 'd4')
-    self.d3_up = conv(widths[3], 3, 'd3_up')
-    self.d3 = conv(widths[3], 3, 'd3')
-    self.d2_up = conv(widths[2], 3, 'd2_up')
-    self.d2 = conv(widths[2], 3, 'd2')
-    self.d1_up = conv(widths[1], 3, 'd1_up')
-    self.d1 = conv(widths[1], 3, 'd1')
-    self.output_layer = conv(3, 3, 'output', activation=None)
+    self.d4_up = self._conv(widths[4], 3, 'd4_up')
+    self.d4 = self._conv(widths[4], 3, 'd4')
+    self.d3_up = self._conv(widths[3], 3, 'd3_up')
+    self.d3 = self._conv(widths[3], 3, 'd3')
+    self.d2_up = self._conv(widths[2], 3, 'd2_up')
+    self.d2 = self._conv(widths[2], 3, 'd2')
+    self.d1_up = self._conv(widths[1], 3, 'd1_up')
+    self.d1 = self._conv(widths[1], 3, 'd1')
+    self.output_layer = self._conv(3, 3, 'output', activation=None)
 
   # -- input checks -------------------------------------------------------
 
