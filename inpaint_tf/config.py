@@ -296,7 +296,7 @@ class DataConfig(Section):
                          'of 90 degrees.')
   eval_data: Optional[str] = field(
       None, 'Held-out images for --eval_every: a folder or a text file list. '
-      'Default with --data=skimage: the held-out demo images.',
+      "Default with --data=skimage: the demo's validation images.",
       resumable=True)
 
 

@@ -75,6 +75,41 @@ def build_test_set(config: config_lib.ExperimentConfig
                                   t.eval_crops_per_image, t.eval_seed)
 
 
+def evaluate_test_set(model: inpainter.Inpainter,
+                      test_set: validation.ValidationSet):
+  """Scores the model and the OpenCV methods on every test crop and hole.
+
+  Writes ``details/`` (rows per mask type and hole-ratio bin) and
+  ``metrics.json`` (means over every crop and mask) to ``--output_dir``.
+
+  Returns:
+    (per_type, summary, combined): ``{mask_type: (masks, evaluate's
+    result with outputs)}``, ``{method: {metric: mean}}`` and the result
+    with the rows of both mask types.
+  """
+  images = test_set.images
+  per_type = {}
+  for mask_type, masks in test_set.masks.items():
+    per_type[mask_type] = (masks, evaluation.evaluate(
+        model, images, masks, name='gepenet', mask_type=mask_type,
+        return_outputs=True))
+  summary = {
+      method: {metric: float(np.mean(np.concatenate(
+          [result['per_image'][method][metric]
+           for _, result in per_type.values()])))
+               for metric in SUMMARY_METRICS}
+      for method in METHODS}
+  rows = [row for _, result in per_type.values() for row in result['rows']]
+  combined = dict(next(iter(per_type.values()))[1], rows=rows)
+  details = os.path.join(FLAGS.output_dir, 'details')
+  os.makedirs(details, exist_ok=True)
+  evaluation.write_report(combined, details, settings={
+      'crops': int(len(images)), 'crop_size': int(images.shape[1])})
+  fileio.atomic_write(os.path.join(FLAGS.output_dir, 'metrics.json'),
+                      json.dumps(summary, indent=2) + '\n')
+  return per_type, summary, combined
+
+
 def write_grid(path: str, images, masks, outputs, rows: int) -> None:
   """masked | gepenet | telea | ns | truth, one crop per row."""
   lines = []
@@ -105,32 +140,11 @@ def main(argv):
   _run(['tools.export', f'--checkpoint_dir={run_dir}',
         f'--output_dir={saved_model}', '--overwrite'])
 
-  model = inpainter.load_inpainter(saved_model)
   test_set = build_test_set(run_dir_lib.load_config(run_dir))
   test_set.save(os.path.join(FLAGS.output_dir, TEST_SET))
   images = test_set.images
-  per_type = {}
-  for mask_type, masks in test_set.masks.items():
-    per_type[mask_type] = (masks, evaluation.evaluate(
-        model, images, masks, name='gepenet', mask_type=mask_type,
-        return_outputs=True))
-
-  summary = {
-      method: {metric: float(np.mean(np.concatenate(
-          [result['per_image'][method][metric]
-           for _, result in per_type.values()])))
-               for metric in SUMMARY_METRICS}
-      for method in METHODS}
-  rows = [row for _, result in per_type.values() for row in result['rows']]
-  combined = dict(next(iter(per_type.values()))[1], rows=rows)
-  # Rows per mask type and hole-ratio bin go to details/; metrics.json holds
-  # the means over every test crop and mask.
-  details = os.path.join(FLAGS.output_dir, 'details')
-  os.makedirs(details, exist_ok=True)
-  evaluation.write_report(combined, details, settings={
-      'crops': int(len(images)), 'crop_size': int(images.shape[1])})
-  fileio.atomic_write(os.path.join(FLAGS.output_dir, 'metrics.json'),
-                      json.dumps(summary, indent=2) + '\n')
+  per_type, summary, combined = evaluate_test_set(
+      inpainter.load_inpainter(saved_model), test_set)
   _run(['tools.plot_eval',
         f'--csv={os.path.join(run_dir, validation.EVAL_CSV)}',
         f'--output={os.path.join(FLAGS.output_dir, "curves.png")}'])

@@ -17,16 +17,10 @@ The data stream is a function of the index of its first batch
 so a run that is stopped and resumed repeats the uninterrupted run; with op
 determinism (``configure_determinism``) the weights agree bit for bit.
 
-Run directory (``run_dir``): ``config.json`` (checked on resume),
-``generator.json``, ``ckpt/`` (step, batches read, generator, both critics,
-both optimisers and the reweighter; a run resumes from the latest
-checkpoint automatically), ``tb/`` (scalars and image grids ``masked |
-output | completed | truth``), ``weights.csv`` and, with a validation set
-and ``eval_every > 0``, ``eval.csv``: PSNR, SSIM and L1 of the completed
-held-out crops per mask type at the start, every ``eval_every`` steps and
-at the end, with OpenCV's TELEA and NS on the same crops beside them (also
-in TensorBoard as ``eval/<method>/<mask_type>/<metric>``), and
-``eval_set.npz`` with those crops and holes.
+The run directory's files are listed in ``run_dir``; ``checkpoints``
+writes ``ckpt/`` (a run resumes from the latest checkpoint automatically)
+and ``logs.RunLogs`` the rest: TensorBoard, ``weights.csv`` and the
+validation's ``eval.csv`` and ``eval_set.npz``.
 
 The steps' scalars stay on the device and are read once per
 ``log_every`` steps (and before every checkpoint), so a step never waits
