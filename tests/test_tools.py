@@ -172,20 +172,40 @@ class StudyTablesTest(tf.test.TestCase):
     results = {
         'recon': {'psnr': (steps, np.array([20., 21., 25.5, 24.25])),
                   'ssim': (steps, np.array([.5, .6, .7, .81])),
-                  'l1': (steps, np.array([.1, .09, .05, .0425]))},
+                  'l1': (steps, np.array([.1, .09, .05, .0425])),
+                  'ns_psnr': (steps, np.array([30., 30., 30., 31.5]))},
         'recon_snet': {'psnr': (steps[:3], np.array([20., 22., 23.])),
                        'ssim': (steps[:3], np.array([.5, .6, .65])),
-                       'l1': (steps[:3], np.array([.1, .08, .07]))}}
+                       'l1': (steps[:3], np.array([.1, .08, .07])),
+                       'ns_psnr': (steps[:3], np.array([30., 30., 30.]))}}
     lines = study.tables('reconstruction', ['recon', 'recon_snet'], results,
                          every=100)
     self.assertEqual(lines[4], '| recon | the demo without critics | 24.25 | '
-                     '0.810 | 0.0425 | 25.50 (100) |')
+                     '0.810 | 0.0425 | 25.50 (100) | 31.50 |')
     self.assertEqual(lines[5],
                      '| recon_snet | S-Net | 23.00 | 0.650 | 0.0700 | '
-                     '23.00 (100) |')
+                     '23.00 (100) | 30.00 |')
     self.assertEqual(lines[7], '| run | 0 | 100 | 200 |')
     self.assertEqual(lines[9], '| recon | 20.00 | 25.50 | 24.25 |')
     self.assertEqual(lines[10], '| recon_snet | 20.00 | 23.00 |  |')
+
+  def test_synthetic_colour_fields(self):
+    from tools import study  # pylint: disable=g-import-not-at-top
+    folder = os.path.join(tempfile.mkdtemp(), 'fields')
+    self.assertEqual(study.write_synthetic(folder, 3, seed=0), folder)
+    self.assertEqual(sorted(os.listdir(folder)),
+                     ['00000.png', '00001.png', '00002.png'])
+    field = image_io.load_image(os.path.join(folder, '00001.png'))
+    self.assertEqual(field.shape, (64, 64, 3))
+    # Smooth: neighbours differ by a fraction of the 3x3 grid's steps.
+    steps = np.abs(np.diff(field.astype(np.float64), axis=1))
+    self.assertLess(steps.max(), 20)
+    self.assertGreater(field.std(), 5)
+    # Written once: a second call keeps the files.
+    mtime = os.path.getmtime(os.path.join(folder, '00000.png'))
+    study.write_synthetic(folder, 3, seed=5)
+    self.assertEqual(os.path.getmtime(os.path.join(folder, '00000.png')),
+                     mtime)
 
 
 class CliTest(tf.test.TestCase):

@@ -7,10 +7,16 @@ study's tables name (``RUNS``), in ``<output_dir>/<run>`` (a run that
 exists resumes, one that has finished is only read; a run that continues
 another starts from a copy of it). The trainer scores
 the demo's validation images every 100 steps; this tool then prints, per
-section, one markdown table of the final and best validation scores and
-one of PSNR every ``--every`` steps, and writes them to
-``<output_dir>/study.md``. The runs take about 2-10 minutes each on a
-2-core CPU; they are run one after the other.
+section, one markdown table of the final and best validation scores (with
+cv2 NS on the same crops) and one of PSNR every ``--every`` steps, and
+writes them to ``<output_dir>/study.md``. The runs take about 2-10 minutes
+each on a 2-core CPU; they are run one after the other.
+
+The ``capacity`` run asks whether the demo's network can beat diffusion
+when data is not the limit: it trains on ``SYNTHETIC_TRAIN`` smooth random
+colour fields (a 3x3 grid of random colours, bilinearly upsampled to
+64x64; written to ``<output_dir>/synthetic``) and validates on
+``SYNTHETIC_EVAL`` others.
 """
 
 from . import _cli  # pylint: disable=g-bad-import-order
@@ -22,6 +28,7 @@ import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from absl import flags
+import cv2
 import numpy as np
 
 from inpaint_tf import fileio
@@ -33,12 +40,14 @@ class StudyRun(NamedTuple):
   """One row of the study: its section, what it changes and the flags.
 
   ``start_from`` names a run this one continues (trained first, then
-  copied), or is None.
+  copied), or is None; ``synthetic`` runs train and validate on synthetic
+  colour fields.
   """
   section: str
   change: str
   flags: Tuple[str, ...]
   start_from: Optional[str] = None
+  synthetic: bool = False
 
 
 _RECON = ('--pretrain_steps=800',)
@@ -75,7 +84,14 @@ RUNS: Dict[str, StudyRun] = {
     'long_hl800': StudyRun('continued', 'rates halving every 800 steps, to '
                            'step 2400', ('--max_steps=2400',
                                          '--lr_half_life=800')),
+    'demo_seed1': StudyRun('seeds', 'the demo with --seed=1', ('--seed=1',)),
+    'capacity': StudyRun(
+        'capacity', 'synthetic colour fields, reconstruction only',
+        ('--pretrain_steps=1000', '--max_steps=1000', '--mask_type=square',
+         '--eval_crops_per_image=1'), synthetic=True),
 }
+SYNTHETIC_TRAIN = 4000
+SYNTHETIC_EVAL = 32
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('runs', list(RUNS), f'Runs to train and tabulate, of '
@@ -84,6 +100,23 @@ flags.DEFINE_string('output_dir', 'results/study', 'Where the runs go.')
 flags.DEFINE_string('flagfile_path', 'flags/demo.cfg',
                     'The flagfile every run starts from.')
 flags.DEFINE_integer('every', 100, 'Steps between the PSNR table columns.')
+
+
+def write_synthetic(folder: str, count: int, seed: int) -> str:
+  """Writes ``count`` smooth random colour fields (64x64 PNG) to ``folder``
+  unless it exists; returns ``folder``."""
+  if os.path.isdir(folder):
+    return folder
+  rng = np.random.default_rng(seed)
+  partial = folder + '.partial'
+  os.makedirs(partial, exist_ok=True)
+  for i in range(count):
+    grid = rng.uniform(0, 255, size=(3, 3, 3)).astype(np.float32)
+    field = cv2.resize(grid, (64, 64), interpolation=cv2.INTER_LINEAR)
+    fileio.write_image(os.path.join(partial, f'{i:05d}.png'),
+                       np.round(field).astype(np.uint8))
+  os.replace(partial, folder)
+  return folder
 
 
 def train(name: str) -> str:
@@ -98,6 +131,11 @@ def train(name: str) -> str:
   args = [sys.executable, '-m', 'tools.train',
           f'--flagfile={FLAGS.flagfile_path}', *RUNS[name].flags,
           f'--log_dir={log_dir}']
+  if RUNS[name].synthetic:
+    folder = os.path.join(FLAGS.output_dir, 'synthetic')
+    args += [
+        f'--data={write_synthetic(f"{folder}/train", SYNTHETIC_TRAIN, 0)}',
+        f'--eval_data={write_synthetic(f"{folder}/eval", SYNTHETIC_EVAL, 1)}']
   print('$ ' + ' '.join(args[1:]), flush=True)
   code = subprocess.call(args)
   if code:
@@ -106,11 +144,14 @@ def train(name: str) -> str:
 
 
 def curves(log_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-  """``{metric: (steps [T], values [T])}`` of the run's network."""
+  """``{metric: (steps [T], values [T])}`` of the run's network, and
+  ``'ns_psnr'``: cv2 NS's PSNR on the same crops."""
   method = run_dir_lib.load_config(log_dir).model.variant
   read = validation.read_curves(
       os.path.join(log_dir, validation.EVAL_CSV))
-  return {metric: by_method[method] for metric, by_method in read.items()}
+  out = {metric: by_method[method] for metric, by_method in read.items()}
+  out['ns_psnr'] = read['psnr']['cv2_ns']
+  return out
 
 
 def tables(section: str, names: Sequence[str],
@@ -118,8 +159,8 @@ def tables(section: str, names: Sequence[str],
            every: int) -> List[str]:
   """The section's markdown: final and best scores, then PSNR by step."""
   lines = [f'### {section}', '',
-           '| run | change | PSNR | SSIM | L1 | best PSNR (step) |',
-           '|---|---|---|---|---|---|']
+           '| run | change | PSNR | SSIM | L1 | best PSNR (step) | NS PSNR |',
+           '|---|---|---|---|---|---|---|']
   for name in names:
     steps, psnr = results[name]['psnr']
     best = int(np.argmax(psnr))
@@ -127,7 +168,8 @@ def tables(section: str, names: Sequence[str],
         f'| {name} | {RUNS[name].change} | {psnr[-1]:.2f} | '
         f'{results[name]["ssim"][1][-1]:.3f} | '
         f'{results[name]["l1"][1][-1]:.4f} | '
-        f'{psnr[best]:.2f} ({int(steps[best])}) |')
+        f'{psnr[best]:.2f} ({int(steps[best])}) | '
+        f'{results[name]["ns_psnr"][1][-1]:.2f} |')
   columns = sorted({int(s) for name in names
                     for s in results[name]['psnr'][0] if s % every == 0})
   lines += ['', '| run | ' + ' | '.join(map(str, columns)) + ' |',
