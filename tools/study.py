@@ -31,6 +31,7 @@ from absl import flags
 import cv2
 import numpy as np
 
+from inpaint_tf import evaluation
 from inpaint_tf import fileio
 from inpaint_tf import run_dir as run_dir_lib
 from inpaint_tf import validation
@@ -41,13 +42,15 @@ class StudyRun(NamedTuple):
 
   ``start_from`` names a run this one continues (trained first, then
   copied), or is None; ``synthetic`` runs train and validate on synthetic
-  colour fields.
+  colour fields; ``mask_type`` is the validation holes tabulated (both
+  kinds, or the kind the run trains on).
   """
   section: str
   change: str
   flags: Tuple[str, ...]
   start_from: Optional[str] = None
   synthetic: bool = False
+  mask_type: str = evaluation.ALL
 
 
 _RECON = ('--pretrain_steps=800',)
@@ -86,9 +89,10 @@ RUNS: Dict[str, StudyRun] = {
                                          '--lr_half_life=800')),
     'demo_seed1': StudyRun('seeds', 'the demo with --seed=1', ('--seed=1',)),
     'capacity': StudyRun(
-        'capacity', 'synthetic colour fields, reconstruction only',
+        'capacity', 'synthetic colour fields, reconstruction only, square '
+        'holes (scored on square holes)',
         ('--pretrain_steps=1000', '--max_steps=1000', '--mask_type=square',
-         '--eval_crops_per_image=1'), synthetic=True),
+         '--eval_crops_per_image=1'), synthetic=True, mask_type='square'),
 }
 SYNTHETIC_TRAIN = 4000
 SYNTHETIC_EVAL = 32
@@ -143,12 +147,13 @@ def train(name: str) -> str:
   return log_dir
 
 
-def curves(log_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def curves(log_dir: str, mask_type: str = evaluation.ALL
+           ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
   """``{metric: (steps [T], values [T])}`` of the run's network, and
-  ``'ns_psnr'``: cv2 NS's PSNR on the same crops."""
+  ``'ns_psnr'``: cv2 NS's PSNR on the same crops (``mask_type`` holes)."""
   method = run_dir_lib.load_config(log_dir).model.variant
   read = validation.read_curves(
-      os.path.join(log_dir, validation.EVAL_CSV))
+      os.path.join(log_dir, validation.EVAL_CSV), mask_type)
   out = {metric: by_method[method] for metric, by_method in read.items()}
   out['ns_psnr'] = read['psnr']['cv2_ns']
   return out
@@ -193,7 +198,7 @@ def main(argv):
     raise ValueError(f'every: expected >= 1, got {FLAGS.every}')
   results = {}
   for name in FLAGS.runs:
-    results[name] = curves(train(name))
+    results[name] = curves(train(name), RUNS[name].mask_type)
   lines = []
   for section in dict.fromkeys(RUNS[name].section for name in FLAGS.runs):
     lines += tables(section, [n for n in FLAGS.runs
