@@ -216,9 +216,10 @@ def iterative_guidance_loss(
   encoder weights are shared, so the loss moves ``E_i(Igt)`` as well as the
   perceptual features. With ``stop_gradient`` the targets are constants
   within a step, but they still move between steps with the shared
-  weights; on the demo task (docs/training_study.md) that moving target
-  made the IGL grow from 0.06 to over 200 within 100 steps and cost 4.7 dB
-  of held-out PSNR after 800 steps, while without it the IGL fell steadily.
+  weights; on the demo task (``python -m tools.study
+  --runs=recon,recon_iglsg``, docs/training_study.md) that moving target
+  made the IGL grow from 0.08 to over 2000 by step 400 and cost 4.3 dB of
+  validation PSNR after 800 steps, while without it the IGL fell steadily.
 
   Args:
     features: sequence of [B,h_i,w_i,c_i] float tensors.

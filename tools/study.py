@@ -88,6 +88,7 @@ RUNS: Dict[str, StudyRun] = {
                            'step 2400', ('--max_steps=2400',
                                          '--lr_half_life=800')),
     'demo_seed1': StudyRun('seeds', 'the demo with --seed=1', ('--seed=1',)),
+    'demo_seed2': StudyRun('seeds', 'the demo with --seed=2', ('--seed=2',)),
     'capacity': StudyRun(
         'capacity', 'synthetic colour fields, reconstruction only, square '
         'holes (scored on square holes)',
