@@ -211,8 +211,22 @@ class ContextualAttention(keras.layers.Layer):
     channels = f.shape[-1]
     f_shape = tf.shape(f)
     batch = f_shape[0]
+    # The encoder's p(x, x, m): one set of patches serves both roles. (Kept
+    # inline: moved into a method, the rate-2 gradient came out rounded
+    # differently, which changed training runs.)
+    same = b is f
+    if r > 1:
+      f_small = ops.resize_nearest(f, [f_shape[1] // r, f_shape[2] // r])
+      b_small = f_small if same else ops.resize_nearest(
+          b, [f_shape[1] // r, f_shape[2] // r])
+    else:
+      f_small, b_small = f, b
     h, w = f_shape[1] // r, f_shape[2] // r
-    fg_patches, bg_patches = self._patch_rows(f, b, (h, w))
+    fg_patches = attention_ops.patch_matrix(f_small, self.ksize)
+    bg_patches = (fg_patches if same
+                  else attention_ops.patch_matrix(b_small, self.ksize))
+    norms = tf.sqrt(tf.reduce_sum(tf.square(bg_patches), axis=2, keepdims=True))
+    bg_patches = bg_patches / tf.maximum(norms, 1e-4)
     # After fusion the scores are in column-major position order.
     transposed = self.fuse
     usable = self._usable(mask, (h, w), transposed)  # [Bm, h*w]
@@ -268,40 +282,15 @@ class ContextualAttention(keras.layers.Layer):
       b = f if same else b
     return f, b, mask, query_mask
 
-  def _patch_rows(self, f: tf.Tensor, b: tf.Tensor,
-                  hw: Tuple[tf.Tensor, tf.Tensor]
-                  ) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Foreground patches, and L2-normalised background patches, as rows.
-
-    Args:
-      f: [B,H,W,C] float32 foreground.
-      b: [B,H,W,C] float32 background (``f`` itself in ``p(x, x, m)``).
-      hw: (h, w) = (H/rate, W/rate), the size the patches are taken at.
-
-    Returns:
-      ([B, h*w, k*k*C], [B, h*w, k*k*C]), k = ``ksize``, rows in
-      row-major position order (``attention_ops.patch_matrix``).
-    """
-    same = b is f
-    if self.rate > 1:
-      f_small = ops.resize_nearest(f, list(hw))
-      b_small = f_small if same else ops.resize_nearest(b, list(hw))
-    else:
-      f_small, b_small = f, b
-    fg_patches = attention_ops.patch_matrix(f_small, self.ksize)
-    bg_patches = (fg_patches if same
-                  else attention_ops.patch_matrix(b_small, self.ksize))
-    norms = tf.sqrt(tf.reduce_sum(tf.square(bg_patches), axis=2, keepdims=True))
-    return fg_patches, bg_patches / tf.maximum(norms, 1e-4)
-
   def _attention(self, fg_patches: tf.Tensor, bg_patches: tf.Tensor,
                  usable: tf.Tensor, hw: Tuple[tf.Tensor, tf.Tensor],
                  grid: Sequence[tf.Tensor]) -> tf.Tensor:
     """Attention of every position over the usable background patches.
 
     Args:
-      fg_patches: [B, h*w, k*k*C] from ``_patch_rows``.
-      bg_patches: [B, h*w, k*k*C] L2-normalised, from ``_patch_rows``.
+      fg_patches: [B, h*w, k*k*C] foreground patch rows
+        (``attention_ops.patch_matrix``, row-major position order).
+      bg_patches: [B, h*w, k*k*C] the background's, L2-normalised.
       usable: [Bm, h*w] float 0/1 from ``_usable``, in grid order.
       hw: (h, w), the attention resolution.
       grid: [w, h] when the scores are fused (which leaves them in
