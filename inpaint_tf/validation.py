@@ -349,6 +349,17 @@ def default_eval_images(data: str, eval_data: Optional[str]
   return None
 
 
+def demo_test_set(config: config_lib.ExperimentConfig) -> ValidationSet:
+  """Crops and holes of the demo's test images (``demo_images.DEMO_TEST``),
+  drawn as the trainer draws its validation set (``config``'s image size,
+  holes, crops per image and seed); what ``make demo`` reports on."""
+  t = config.train
+  test_images = demo_images.split_demo_images(
+      demo_images.skimage_demo_images()).test
+  return ValidationSet(test_images, t.image_size, config.masks,
+                       t.eval_crops_per_image, t.eval_seed)
+
+
 class RunValidation:
   """A training run's validation: its set, ``eval_set.npz`` and ``eval.csv``.
 

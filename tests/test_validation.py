@@ -141,11 +141,10 @@ class DemoSplitTest(tf.test.TestCase):
   """The demo validates on some held-out images and reports on others."""
 
   def test_test_crops_come_from_the_test_images_only(self):
-    from tools import demo  # pylint: disable=g-import-not-at-top
     config = config_lib.ExperimentConfig().replace(image_size=64).scaled()
     t = config.train
     images = dict(demo_images.skimage_demo_images())
-    test_set = demo.build_test_set(config)
+    test_set = validation.demo_test_set(config)
     validation_images = validation.default_eval_images(
         demo_images.SKIMAGE_DATA, None)
     self.assertEqual([n for n, _ in validation_images],

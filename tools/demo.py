@@ -31,8 +31,6 @@ from absl import flags
 import cv2
 import numpy as np
 
-from inpaint_tf import config as config_lib
-from inpaint_tf import demo_images
 from inpaint_tf import evaluation
 from inpaint_tf import fileio
 from inpaint_tf import inpainter
@@ -62,17 +60,6 @@ def _run(args: List[str]) -> None:
   code = subprocess.call([sys.executable, '-m'] + args)
   if code:
     sys.exit(code if code > 0 else 128 - code)
-
-
-def build_test_set(config: config_lib.ExperimentConfig
-                   ) -> validation.ValidationSet:
-  """Crops and holes of the demo's test images, drawn as the trainer draws
-  its validation set (``config``'s image size, holes, crops and seed)."""
-  t = config.train
-  test_images = demo_images.split_demo_images(
-      demo_images.skimage_demo_images()).test
-  return validation.ValidationSet(test_images, t.image_size, config.masks,
-                                  t.eval_crops_per_image, t.eval_seed)
 
 
 def evaluate_test_set(model: inpainter.Inpainter,
@@ -140,7 +127,7 @@ def main(argv):
   _run(['tools.export', f'--checkpoint_dir={run_dir}',
         f'--output_dir={saved_model}', '--overwrite'])
 
-  test_set = build_test_set(run_dir_lib.load_config(run_dir))
+  test_set = validation.demo_test_set(run_dir_lib.load_config(run_dir))
   test_set.save(os.path.join(FLAGS.output_dir, TEST_SET))
   images = test_set.images
   per_type, summary, combined = evaluate_test_set(
