@@ -76,7 +76,7 @@ def _selected(gen, config):
 
 
 def _generator_step(reweighter, loss_fn, optimizer):
-  """A tf.function: ``steps.reweighted_gradients``, then the generator update."""
+  """A tf.function: ``steps.reweighted_gradients``, then the update."""
   variables = reweighter.generator.trainable_variables
 
   @tf.function

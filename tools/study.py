@@ -1,6 +1,6 @@
 r"""Reruns the demo training study (``docs/training_study.md``) and its tables.
 
-  python -m tools.study [--runs=recon,recon_snet,...] [--output_dir=results/study]
+  python -m tools.study [--runs=recon,...] [--output_dir=results/study]
 
 Each run is ``tools.train --flagfile=flags/demo.cfg`` with the flags the
 study's tables name (``RUNS``), in ``<output_dir>/<run>`` (a run that
