@@ -4,9 +4,10 @@ r"""Reruns the demo training study (``docs/training_study.md``) and its tables.
 
 Each run is ``tools.train --flagfile=flags/demo.cfg`` with the flags the
 study's tables name (``RUNS``), in ``<output_dir>/<run>`` (a run that
-exists resumes, one that has finished is only read; a run that continues
-another starts from a copy of it). The trainer scores
-the demo's validation images every 100 steps; this tool then prints, per
+exists resumes, and one that has finished returns at once after the
+trainer's start-up; a run that continues another starts from a copy of
+it). The trainer scores the demo's validation images every 100 steps;
+this tool then prints, per
 section, one markdown table of the final and best validation scores (with
 cv2 NS on the same crops) and one of PSNR every ``--every`` steps, and
 writes them to ``<output_dir>/study.md``. The runs take about 2-10 minutes

@@ -281,11 +281,6 @@ class Trainer:
                    tf.float32)
 
   @property
-  def validating(self) -> bool:
-    """Whether ``train`` scores the generator on held-out crops."""
-    return self.logs.run_validation is not None
-
-  @property
   def eval_seconds(self) -> float:
     """Seconds spent in ``validate``."""
     return self.logs.eval_seconds

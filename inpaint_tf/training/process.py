@@ -86,7 +86,8 @@ class StopVote:
     self._multi_worker = isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy)
     self._pending = None  # The summed votes of the previous step.
-    self._sum = tf.function(self._sum_votes, autograph=False)
+    if self._multi_worker:
+      self._sum = tf.function(self._sum_votes, autograph=False)
 
   def _sum_votes(self, votes: tf.Tensor) -> tf.Tensor:
     """[NSIG] float32 one-hot vote -> [NSIG] votes summed over replicas."""
