@@ -7,10 +7,9 @@ study's tables name (``RUNS``), in ``<output_dir>/<run>`` (a run that
 exists resumes, and one that has finished returns at once after the
 trainer's start-up; a run that continues another starts from a copy of
 it). The trainer scores the demo's validation images every 100 steps;
-this tool then prints, per
-section, one markdown table of the final and best validation scores (with
-cv2 NS on the same crops) and one of PSNR every ``--every`` steps, and
-writes them to ``<output_dir>/study.md``. The runs take about 2-10 minutes
+this tool then prints, per section, one markdown table of the final and
+best validation scores (with cv2 NS on the same crops) and one of PSNR
+every ``--every`` steps, and writes them to ``<output_dir>/study.md``. The runs take about 2-10 minutes
 each on a 2-core CPU; they are run one after the other.
 
 The ``capacity`` run asks whether the demo's network can beat diffusion
